@@ -1,0 +1,5 @@
+//! sea-orm entities, one module per table. Only the `store.rs` file of each concern imports these.
+
+pub mod agent_token;
+pub mod brand;
+pub mod prelude;

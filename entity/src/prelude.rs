@@ -1,0 +1,2 @@
+pub use super::agent_token::Entity as AgentToken;
+pub use super::brand::Entity as Brand;

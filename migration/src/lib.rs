@@ -1,0 +1,18 @@
+//! Schema migrations, run by `spidergate::run` at start-up on SQLite and PostgreSQL alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_brands;
+mod m20261122_000002_create_agent_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_brands::Migration),
+            Box::new(m20261122_000002_create_agent_tokens::Migration),
+        ]
+    }
+}

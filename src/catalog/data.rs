@@ -1,0 +1,301 @@
+//! Loading and indexing `catalog.toml`.
+
+use crate::config::ProviderOverride;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+const BUILTIN: &str = include_str!("catalog.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub id: String,
+    pub label: String,
+    pub category: String,
+    pub base_url: String,
+    pub credential_fields: Vec<String>,
+    pub key_hint: String,
+    pub signup_url: String,
+    pub free_tier: bool,
+    pub openai_compatible: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub id: String,
+    pub provider: String,
+    pub provider_model: String,
+    pub display_name: String,
+    pub context_window: u32,
+    pub max_output_tokens: u32,
+    pub capabilities: Vec<String>,
+    pub free_tier: bool,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    pub id: String,
+    pub use_case: String,
+    pub models: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    providers: Vec<Provider>,
+    models: Vec<Model>,
+    aliases: Vec<Alias>,
+}
+
+/// The whole catalog, indexed. Immutable once built; replaced as a whole when it changes.
+#[derive(Debug)]
+pub struct Catalog {
+    providers: Vec<Provider>,
+    models: Vec<Model>,
+    aliases: Vec<Alias>,
+    provider_index: HashMap<String, usize>,
+    model_index: HashMap<String, usize>,
+    alias_index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// The built-in catalog with the configured base-URL overrides applied. Fails naming an
+    /// override for a provider the catalog does not have.
+    pub fn load(overrides: &BTreeMap<String, ProviderOverride>) -> anyhow::Result<Catalog> {
+        let file: File = toml::from_str(BUILTIN).context("parsing the built-in catalog.toml")?;
+        let mut catalog = Catalog::build(file.providers, file.models, file.aliases)?;
+        for (id, change) in overrides {
+            let Some(&at) = catalog.provider_index.get(id) else {
+                bail!("invalid config at `providers.{id}`: no provider `{id}` in the catalog");
+            };
+            if let Some(url) = &change.base_url {
+                catalog.providers[at].base_url = url.trim_end_matches('/').to_owned();
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn build(
+        providers: Vec<Provider>,
+        models: Vec<Model>,
+        aliases: Vec<Alias>,
+    ) -> anyhow::Result<Catalog> {
+        let provider_index = index(&providers, |p| &p.id, "provider")?;
+        let model_index = index(&models, |m| &m.id, "model")?;
+        let alias_index = index(&aliases, |a| &a.id, "alias")?;
+        for model in &models {
+            if !provider_index.contains_key(&model.provider) {
+                bail!(
+                    "catalog: model `{}` names unknown provider `{}`",
+                    model.id,
+                    model.provider
+                );
+            }
+        }
+        for alias in &aliases {
+            if let Some(missing) = alias.models.iter().find(|m| !model_index.contains_key(*m)) {
+                bail!(
+                    "catalog: alias `{}` names unknown model `{missing}`",
+                    alias.id
+                );
+            }
+        }
+        Ok(Catalog {
+            providers,
+            models,
+            aliases,
+            provider_index,
+            model_index,
+            alias_index,
+        })
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    pub fn models(&self) -> &[Model] {
+        &self.models
+    }
+
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.provider_index.get(id).map(|&i| &self.providers[i])
+    }
+
+    pub fn model(&self, id: &str) -> Option<&Model> {
+        self.model_index.get(id).map(|&i| &self.models[i])
+    }
+
+    pub fn alias(&self, id: &str) -> Option<&Alias> {
+        self.alias_index.get(id).map(|&i| &self.aliases[i])
+    }
+
+    /// True when `id` is a model id or an alias id.
+    pub fn knows(&self, id: &str) -> bool {
+        self.model_index.contains_key(id) || self.alias_index.contains_key(id)
+    }
+
+    /// Ids of the aliases whose chain contains `model_id`, in catalog order.
+    pub fn aliases_containing<'a>(
+        &'a self,
+        model_id: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.aliases
+            .iter()
+            .filter(move |a| a.models.iter().any(|m| m == model_id))
+            .map(|a| a.id.as_str())
+    }
+}
+
+fn index<T>(
+    items: &[T],
+    key: impl Fn(&T) -> &String,
+    what: &str,
+) -> anyhow::Result<HashMap<String, usize>> {
+    let mut map = HashMap::with_capacity(items.len());
+    for (at, item) in items.iter().enumerate() {
+        if map.insert(key(item).clone(), at).is_some() {
+            bail!("catalog: duplicate {what} id `{}`", key(item));
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_PROVIDERS: [&str; 16] = [
+        "openrouter",
+        "groq",
+        "mistral",
+        "google_ai",
+        "fal_ai",
+        "cerebras",
+        "together",
+        "cohere",
+        "cloudflare",
+        "nvidia_nim",
+        "fireworks",
+        "sambanova",
+        "huggingface",
+        "github_models",
+        "ai21",
+        "baseten",
+    ];
+
+    fn builtin() -> Catalog {
+        Catalog::load(&BTreeMap::new()).expect("built-in catalog loads")
+    }
+
+    #[test]
+    fn has_the_seed_providers_plus_openai() {
+        let catalog = builtin();
+        for id in SEED_PROVIDERS.iter().chain(&["openai"]) {
+            assert!(catalog.provider(id).is_some(), "missing provider {id}");
+        }
+        let cloudflare = catalog.provider("cloudflare").expect("cloudflare");
+        assert_eq!(cloudflare.credential_fields, ["api_key", "account_id"]);
+    }
+
+    #[test]
+    fn has_every_task_alias_and_free_models_cost_nothing() {
+        let catalog = builtin();
+        let spideriq = [
+            "fast",
+            "free",
+            "chat",
+            "coding",
+            "extraction",
+            "classification",
+            "summarization",
+            "translation",
+            "research",
+            "creative",
+            "vision",
+            "lead-analysis",
+        ];
+        let agent = [
+            "chat",
+            "tool-use",
+            "coding",
+            "planning",
+            "creative",
+            "vision",
+            "research",
+            "fast",
+            "embed",
+            "embed-small",
+            "embed-large",
+        ];
+        let ids = spideriq
+            .iter()
+            .map(|a| format!("spideriq/{a}"))
+            .chain(agent.iter().map(|a| format!("agent/{a}")));
+        for id in ids {
+            assert!(
+                catalog.alias(&id).is_some_and(|a| !a.models.is_empty()),
+                "alias {id}"
+            );
+        }
+        for model in catalog.models().iter().filter(|m| m.free_tier) {
+            assert_eq!(
+                (model.input_per_mtok, model.output_per_mtok),
+                (0.0, 0.0),
+                "{}",
+                model.id
+            );
+        }
+        let free = catalog.alias("spideriq/free").expect("free alias");
+        assert!(
+            free.models
+                .iter()
+                .all(|m| catalog.model(m).is_some_and(|m| m.free_tier))
+        );
+        assert_eq!(
+            catalog.alias("agent/embed").expect("embed").models[0],
+            "text-embedding-3-small"
+        );
+    }
+
+    #[test]
+    fn base_url_overrides_apply_and_unknown_providers_are_refused() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "groq".to_owned(),
+            ProviderOverride {
+                base_url: Some("http://127.0.0.1:9/v1/".into()),
+            },
+        );
+        let catalog = Catalog::load(&overrides).expect("override of a known provider");
+        assert_eq!(
+            catalog.provider("groq").expect("groq").base_url,
+            "http://127.0.0.1:9/v1"
+        );
+
+        overrides.insert("nope".to_owned(), ProviderOverride::default());
+        let err = Catalog::load(&overrides).expect_err("unknown provider");
+        assert!(err.to_string().contains("providers.nope"), "{err}");
+    }
+
+    #[test]
+    fn aliases_naming_unknown_models_are_refused() {
+        let alias = Alias {
+            id: "x".into(),
+            use_case: String::new(),
+            models: vec!["ghost".into()],
+        };
+        let err = Catalog::build(vec![], vec![], vec![alias]).expect_err("unknown model");
+        assert!(err.to_string().contains("ghost"), "{err}");
+    }
+}

@@ -1,0 +1,309 @@
+//! Typed configuration: the built-in `config.toml`, an optional file over it, then environment.
+//!
+//! Every setting lives in one `<Section>Config` struct with `deny_unknown_fields`, so a typo in a
+//! file or in a `SPIDERGATE_<SECTION>__<KEY>` variable stops start-up with the key's name instead of
+//! being silently ignored.
+
+use crate::secret::Secret;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The compiled-in defaults: the repository's documented `config.toml`.
+const BUILTIN: &str = include_str!("../config.toml");
+const ENV_PREFIX: &str = "SPIDERGATE_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub vault: VaultConfig,
+    pub tokens: TokensConfig,
+    pub log: LogConfig,
+    /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderOverride>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub body_limit_bytes: usize,
+    pub public_url: String,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    pub last_used_flush_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderOverride {
+    pub base_url: Option<String>,
+}
+
+impl Config {
+    /// The built-in defaults only: no file, no environment. Tests start here.
+    pub fn builtin() -> anyhow::Result<Config> {
+        Self::from_layers(None, std::iter::empty())
+    }
+
+    /// Built-in defaults, then `path` (or `SPIDERGATE_CONFIG`), then `SPIDERGATE_*` variables.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let from_env = std::env::var_os("SPIDERGATE_CONFIG");
+        let path = path.or(from_env.as_deref().map(Path::new));
+        let file = match path {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Self::from_layers(file.as_deref(), std::env::vars())
+    }
+
+    /// Layers `file` and the given environment over the built-in defaults and validates the result.
+    pub fn from_layers(
+        file: Option<&str>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut tree: toml::Table = BUILTIN.parse().context("built-in config.toml")?;
+        if let Some(file) = file {
+            let overlay: toml::Table = file.parse().context("parsing config file")?;
+            merge(&mut tree, overlay);
+        }
+        for (name, value) in env {
+            apply_env(&mut tree, &name, &value)?;
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|err| {
+                anyhow::anyhow!("invalid config at `{}`: {}", err.path(), err.inner())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!("invalid config at `database.url`: expected sqlite:… or postgres://…");
+        }
+        if self.server.body_limit_bytes == 0 {
+            bail!("invalid config at `server.body_limit_bytes`: must be positive");
+        }
+        if self.database.max_connections == 0 {
+            bail!("invalid config at `database.max_connections`: must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+}
+
+/// Deep-merges `overlay` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(overlay_table)) => {
+                merge(base_table, overlay_table)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies one environment variable if it is ours: the two secret shortcuts, or
+/// `SPIDERGATE_<SECTION>__<KEY>` (any depth). Other variables are ignored.
+fn apply_env(tree: &mut toml::Table, name: &str, value: &str) -> anyhow::Result<()> {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    let path: Vec<String> = match rest {
+        "ADMIN_TOKEN" => vec!["admin".into(), "token".into()],
+        "VAULT_KEY" => {
+            let keys = value.split(',').map(str::trim).filter(|k| !k.is_empty());
+            let keys = keys.map(|k| toml::Value::String(k.to_owned())).collect();
+            return set_path(
+                tree,
+                &["vault".into(), "keys".into()],
+                toml::Value::Array(keys),
+            );
+        }
+        _ if rest.contains("__") => rest.split("__").map(str::to_ascii_lowercase).collect(),
+        _ => return Ok(()),
+    };
+    let current = lookup(tree, &path);
+    let parsed = parse_env_value(name, value, current)?;
+    set_path(tree, &path, parsed)
+}
+
+fn lookup<'a>(tree: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut table = tree;
+    for key in parents {
+        table = table.get(key)?.as_table()?;
+    }
+    table.get(last)
+}
+
+fn set_path(tree: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let Some((last, parents)) = path.split_last() else {
+        bail!("empty configuration path");
+    };
+    let mut table = tree;
+    for key in parents {
+        let entry = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(next) = entry.as_table_mut() else {
+            bail!(
+                "invalid config at `{}`: `{key}` is not a section",
+                path.join(".")
+            );
+        };
+        table = next;
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Parses a variable's text as the type the setting already has (a port stays an integer, a
+/// token stays a string even when it looks like a number). New keys are taken as strings.
+fn parse_env_value(
+    name: &str,
+    raw: &str,
+    current: Option<&toml::Value>,
+) -> anyhow::Result<toml::Value> {
+    let invalid = |what: &str| anyhow::anyhow!("environment variable {name}: expected {what}");
+    Ok(match current {
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| invalid("an integer"))?)
+        }
+        Some(toml::Value::Float(_)) => {
+            toml::Value::Float(raw.trim().parse().map_err(|_| invalid("a number"))?)
+        }
+        Some(toml::Value::Boolean(_)) => {
+            toml::Value::Boolean(raw.trim().parse().map_err(|_| invalid("true or false"))?)
+        }
+        Some(toml::Value::Array(_)) => {
+            let doc: toml::Table = format!("v = {raw}")
+                .parse()
+                .map_err(|_| invalid("a TOML array such as [\"a\", \"b\"]"))?;
+            doc.get("v").cloned().ok_or_else(|| invalid("an array"))?
+        }
+        _ => toml::Value::String(raw.to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn builtin_defaults_match_the_documented_file() {
+        let config = Config::builtin().expect("built-in config is valid");
+        assert_eq!(config.server.port, 8080);
+        assert_eq!(config.database.url, "sqlite://spidergate.db?mode=rwc");
+        assert!(config.admin.token.is_empty());
+    }
+
+    #[test]
+    fn file_then_environment_override_in_order() {
+        let file = "[server]\nport = 7000\nhost = \"0.0.0.0\"\n";
+        let vars = env(&[
+            ("SPIDERGATE_SERVER__PORT", "9000"),
+            ("SPIDERGATE_ADMIN_TOKEN", "12345"),
+            ("SPIDERGATE_VAULT_KEY", "a, b"),
+            ("SPIDERGATE_PROVIDERS__GROQ__BASE_URL", "http://127.0.0.1:1"),
+            ("UNRELATED", "x"),
+        ]);
+        let config = Config::from_layers(Some(file), vars).expect("valid layers");
+        assert_eq!(config.server.port, 9000);
+        assert_eq!(config.server.host, "0.0.0.0");
+        assert_eq!(config.admin.token.expose(), "12345");
+        assert_eq!(config.vault.keys.len(), 2);
+        assert_eq!(
+            config.providers["groq"].base_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_fail_naming_the_key() {
+        let cases = [
+            (Some("[server]\nprot = 1\n"), vec![], "prot"),
+            (None, vec![("SPIDERGATE_SERVER__PROT", "1")], "prot"),
+            (Some("[sever]\nport = 1\n"), vec![], "sever"),
+            (None, vec![("SPIDERGATE_PROVIDERS__GROQ__URL", "x")], "url"),
+        ];
+        for (file, vars, key) in cases {
+            let err = Config::from_layers(file, env(&vars)).expect_err("unknown key must fail");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_badly_typed_variable_names_itself() {
+        let err = Config::from_layers(None, env(&[("SPIDERGATE_SERVER__PORT", "eighty")]))
+            .expect_err("port must be an integer");
+        assert!(err.to_string().contains("SPIDERGATE_SERVER__PORT"), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! SpiderGate: a self-hosted, OpenAI-compatible LLM gateway.
+//!
+//! [`run`] is the one construction path, used by `main` and by the integration tests alike.
+
+pub mod auth;
+pub mod brands;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod gate;
+pub mod json;
+pub mod money;
+pub mod random;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod tokens;
+
+use crate::auth::{Digest, TokenCache};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::state::AppState;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A started server: bound, not yet awaited.
+pub struct App {
+    port: u16,
+    server: Server,
+    state: AppState,
+    last_used: tokens::WrittenStamps,
+}
+
+impl App {
+    /// The bound port (useful when the config asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The shared state, for in-process callers such as tests and the CLI.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`ServerHandle::stop`], lets in-flight requests finish,
+    /// then writes what is still only in memory.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        self.server.await.context("serving HTTP")?;
+        tokens::flush_last_used(&self.state.db, &self.state.auth, &self.last_used).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Builds the state (database, migrations, catalog, caches), binds, and starts the workers.
+pub async fn run(config: Config) -> anyhow::Result<App> {
+    let state = build_state(config).await?;
+    let config = state.config.clone();
+    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
+        .with_context(|| format!("binding {}:{}", config.server.host, config.server.port))?;
+    let port = listener.local_addr()?.port();
+    let data = web::Data::new(state.clone());
+    let body_limit = config.server.body_limit_bytes;
+    let mut server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(telemetry::request_context))
+            .configure(|cfg| routes::configure(cfg, body_limit))
+    })
+    .listen(listener)?
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    let last_used = tokens::spawn_last_used_flusher(
+        state.db.clone(),
+        state.auth.clone(),
+        Duration::from_secs(config.tokens.last_used_flush_secs),
+    );
+    tracing::info!(address = %format!("{}:{port}", config.server.host), "SpiderGate listening");
+    Ok(App {
+        port,
+        server: server.run(),
+        state,
+        last_used,
+    })
+}
+
+/// Everything the handlers share, loaded once; after this nothing on the hot path reads the database.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let catalog = Catalog::load(&config.providers)?;
+    let db = storage::connect(&config.database).await?;
+    let auth = TokenCache::default();
+    let brands = brands::load_into_cache(&db, &auth).await?;
+    let client_ids: HashMap<i32, Arc<str>> = brands
+        .iter()
+        .map(|b| (b.id, b.client_id.as_str().into()))
+        .collect();
+    let tokens = tokens::load_into_cache(&db, &auth, &client_ids).await?;
+    tracing::info!(brands = brands.len(), tokens, "credentials loaded");
+    let operator_token =
+        (!config.admin.token.is_empty()).then(|| Digest::of(config.admin.token.expose()));
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        catalog: Arc::new(ArcSwap::from_pointee(catalog)),
+        auth,
+        operator_token,
+        clock: clock::Clock::default(),
+    })
+}

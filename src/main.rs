@@ -1,0 +1,119 @@
+//! The `spidergate` command: `serve` (the default) and the operator's sub-commands.
+
+use clap::{Parser, Subcommand};
+use spidergate::brands::{self, NewBrand};
+use spidergate::config::Config;
+use spidergate::{auth::TokenCache, storage, telemetry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "spidergate",
+    version,
+    about = "Self-hosted OpenAI-compatible LLM gateway"
+)]
+struct Cli {
+    /// Config file layered over the built-in defaults (also `SPIDERGATE_CONFIG`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Manage brands (tenants) directly in the database.
+    #[command(subcommand)]
+    Brand(BrandCommand),
+}
+
+#[derive(Subcommand)]
+enum BrandCommand {
+    /// Create a brand; prints its client credential once, on stdout.
+    Create {
+        name: String,
+        #[arg(long)]
+        contact_email: Option<String>,
+        #[arg(long)]
+        billing_anchor_day: Option<i32>,
+    },
+    /// List brands.
+    List,
+    /// Issue a new credential for a brand; the old one stops working. Prints it on stdout.
+    RotateCredential { client_id: String },
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("spidergate: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&config.log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Brand(command) => brand(config, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("spidergate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    spidergate::run(config).await?.serve().await
+}
+
+async fn brand(config: Config, command: BrandCommand) -> anyhow::Result<()> {
+    let db = storage::connect(&config.database).await?;
+    let cache = TokenCache::default();
+    match command {
+        BrandCommand::Create {
+            name,
+            contact_email,
+            billing_anchor_day,
+        } => {
+            let new = NewBrand {
+                name,
+                contact_email,
+                billing_anchor_day,
+            };
+            let (brand, credential) = brands::create_brand(&db, &cache, new).await?;
+            eprintln!(
+                "Created brand {:?} ({}). Its credential is shown once, below:",
+                brand.name, brand.client_id
+            );
+            println!("{}", credential.expose());
+        }
+        BrandCommand::List => {
+            for brand in brands::manage::list_brands(&db).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    brand.client_id,
+                    brand.created_at.to_rfc3339(),
+                    brand.name
+                );
+            }
+        }
+        BrandCommand::RotateCredential { client_id } => {
+            let (brand, credential) = brands::rotate_credential(&db, &cache, &client_id).await?;
+            eprintln!(
+                "New credential for {} below. A running server keeps accepting the old one until it restarts; rotate through POST /api/v1/admin/brands/{{client_id}}/rotate-credential to revoke it at once.",
+                brand.client_id
+            );
+            println!("{}", credential.expose());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! `AppState`: built once in `run()`, cloned into every worker. Holds handles, not behaviour.
+
+use crate::auth::{Digest, TokenCache};
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::Config;
+use arc_swap::ArcSwap;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// Admin paths and background writers only; never the request hot path.
+    pub db: DatabaseConnection,
+    /// Snapshot read on every request; replaced whole when an alias changes.
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    /// Hashed brand credentials and agent tokens.
+    pub auth: TokenCache,
+    /// Digest of the operator token; `None` disables the operator HTTP API.
+    pub operator_token: Option<Digest>,
+    /// "Now" for expiry checks; tests advance it.
+    pub clock: Clock,
+}

@@ -1,0 +1,178 @@
+//! `/api/v1/agent-keys`: a brand mints, lists, reads, edits and revokes its agent tokens.
+
+use super::fields::TokenFields;
+use super::pat;
+use super::store::{self, TokenRecord};
+use crate::auth::{Principal, TokenCache};
+use crate::error::ApiError;
+use crate::json::Json;
+use crate::money::Money;
+use crate::state::AppState;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("").get(list_tokens).post(create_token))
+        .service(
+            web::resource("/{id}")
+                .get(get_token)
+                .patch(update_token)
+                .delete(revoke_token),
+        );
+}
+
+/// An agent token as its brand sees it: never the secret or its digest.
+#[derive(Serialize)]
+struct TokenView {
+    id: i32,
+    name: String,
+    client_id: String,
+    token_preview: String,
+    scopes: Vec<&'static str>,
+    monthly_budget_usd: Option<Money>,
+    budget_mode: &'static str,
+    rpm: Option<u32>,
+    rpd: Option<u32>,
+    allowed_models: Vec<String>,
+    free_models_only: bool,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    spend: SpendView,
+}
+
+/// Spend of the current budget month. Filled by the accounting issue; zero until then.
+#[derive(Serialize, Default)]
+struct SpendView {
+    month_usd: Money,
+    by_model: Vec<serde_json::Value>,
+}
+
+fn view(record: TokenRecord, principal: &Principal, cache: &TokenCache) -> TokenView {
+    // The cache holds uses not yet flushed to the database.
+    let cached = cache
+        .last_used(&record.digest)
+        .and_then(|s| DateTime::from_timestamp(s, 0));
+    let s = record.settings;
+    TokenView {
+        id: record.id,
+        name: s.name,
+        client_id: principal.client_id.to_string(),
+        token_preview: record.preview,
+        scopes: s.scopes.names(),
+        monthly_budget_usd: s.monthly_budget,
+        budget_mode: s.budget_mode.as_str(),
+        rpm: s.rpm,
+        rpd: s.rpd,
+        allowed_models: s.allowed_models,
+        free_models_only: s.free_models_only,
+        expires_at: s.expires_at,
+        revoked_at: record.revoked_at,
+        last_used_at: record.last_used_at.max(cached),
+        created_at: record.created_at,
+        spend: SpendView::default(),
+    }
+}
+
+async fn create_token(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<TokenFields>,
+) -> Result<HttpResponse, ApiError> {
+    let settings = body
+        .into_inner()
+        .into_new_settings(&state.catalog.load(), state.clock.now())?;
+    let minted = pat::mint().map_err(ApiError::internal)?;
+    let record = store::insert_token(
+        &state.db,
+        principal.brand_id,
+        minted.digest,
+        &minted.preview,
+        &settings,
+    )
+    .await?;
+    state.auth.put_token(
+        record.digest,
+        record.cache_entry(principal.client_id.clone()),
+    );
+    tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
+    let agent_key = view(record, &principal, &state.auth);
+    Ok(HttpResponse::Created()
+        .json(json!({ "token": minted.secret.expose(), "agent_key": agent_key })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    include_revoked: bool,
+}
+
+async fn list_tokens(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let records = store::list_tokens(&state.db, principal.brand_id, query.include_revoked).await?;
+    let data: Vec<TokenView> = records
+        .into_iter()
+        .map(|r| view(r, &principal, &state.auth))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "total": data.len(), "data": data })))
+}
+
+async fn get_token(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let record = store::find_token(&state.db, principal.brand_id, *id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+}
+
+async fn update_token(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<i32>,
+    body: Json<TokenFields>,
+) -> Result<HttpResponse, ApiError> {
+    let current = store::find_token(&state.db, principal.brand_id, *id)
+        .await?
+        .ok_or_else(not_found)?;
+    let settings =
+        body.into_inner()
+            .apply_to(current.settings, &state.catalog.load(), state.clock.now())?;
+    let record = store::update_settings(&state.db, principal.brand_id, *id, &settings)
+        .await?
+        .ok_or_else(not_found)?;
+    state.auth.put_token(
+        record.digest,
+        record.cache_entry(principal.client_id.clone()),
+    );
+    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+}
+
+async fn revoke_token(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    let record = store::revoke_token(&state.db, principal.brand_id, *id)
+        .await?
+        .ok_or_else(not_found)?;
+    state.auth.put_token(
+        record.digest,
+        record.cache_entry(principal.client_id.clone()),
+    );
+    tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token revoked");
+    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("agent key")
+}
