@@ -25,6 +25,7 @@ pub enum ErrorCode {
     InvalidResponseFormat,
     ModelNotFound,
     NotFound,
+    MethodNotAllowed,
     DuplicateKey,
     PayloadTooLarge,
     RateLimitExceeded,
@@ -39,7 +40,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the table test and the README.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::MissingApiKey,
         Self::InvalidTokenFormat,
         Self::InvalidApiKey,
@@ -51,6 +52,7 @@ impl ErrorCode {
         Self::InvalidResponseFormat,
         Self::ModelNotFound,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::DuplicateKey,
         Self::PayloadTooLarge,
         Self::RateLimitExceeded,
@@ -77,6 +79,7 @@ impl ErrorCode {
             Self::InvalidResponseFormat => ("invalid_response_format", 400),
             Self::ModelNotFound => ("model_not_found", 404),
             Self::NotFound => ("not_found", 404),
+            Self::MethodNotAllowed => ("method_not_allowed", 405),
             Self::DuplicateKey => ("duplicate_key", 409),
             Self::PayloadTooLarge => ("payload_too_large", 413),
             Self::RateLimitExceeded => ("rate_limit_exceeded", 429),
@@ -248,7 +251,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// Codes we return that `API.md` does not list: documented in README.md.
-    const NOT_IN_API_MD: [&str; 1] = ["internal_error"];
+    const NOT_IN_API_MD: [&str; 2] = ["internal_error", "method_not_allowed"];
 
     /// `(status, code)` pairs from the tables of `../shared/API.md` sections 1 and 2.
     fn api_md_codes() -> BTreeSet<(u16, String)> {

@@ -67,8 +67,16 @@ impl App {
     }
 }
 
+/// Selects rustls' `ring` backend for every TLS client in the process (reqwest, sqlx). Idempotent;
+/// `run` calls it, and so must anything that builds a `reqwest::Client` before `run`.
+pub fn install_tls_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the state (database, migrations, catalog, caches), binds, and starts the workers.
 pub async fn run(config: Config) -> anyhow::Result<App> {
+    install_tls_provider();
     let state = build_state(config).await?;
     let config = state.config.clone();
     let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
@@ -79,6 +87,7 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .wrap(routes::envelope_for_bare_errors())
             .wrap(from_fn(telemetry::request_context))
             .configure(|cfg| routes::configure(cfg, body_limit))
     })

@@ -4,11 +4,14 @@
 //! Public routes are the explicit exceptions listed here.
 
 use crate::auth::{self, Scope};
-use crate::error::{path_error, query_error, unknown_route};
+use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
 use crate::gate::{models, status};
 use crate::{brands, tokens};
-use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
+use actix_web::{ResponseError, web};
 
 /// Mounts every route. Called once per worker by `run()`.
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
@@ -27,7 +30,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .wrap(from_fn(auth::operator_only))
                 .configure(brands::admin::configure),
         )
-        // Also answers a known path with an unsupported method (resources inherit it).
         .default_service(web::to(unknown_route));
 }
 
@@ -56,4 +58,19 @@ fn gateway() -> actix_web::Scope {
                 .wrap(catalog())
                 .get(models::list_providers),
         )
+}
+
+/// Renders actix's own bodiless errors (405 from a resource) in the JSON envelope.
+pub fn envelope_for_bare_errors() -> ErrorHandlers<BoxBody> {
+    ErrorHandlers::new().handler(
+        StatusCode::METHOD_NOT_ALLOWED,
+        |res: ServiceResponse<BoxBody>| {
+            let (req, _) = res.into_parts();
+            let message = format!("{} is not allowed on {}", req.method(), req.path());
+            let response = ApiError::new(ErrorCode::MethodNotAllowed, message).error_response();
+            let res: ServiceResponse<EitherBody<BoxBody>> =
+                ServiceResponse::new(req, response).map_into_right_body();
+            Ok(ErrorHandlerResponse::Response(res))
+        },
+    )
 }

@@ -122,7 +122,8 @@ mod tests {
             "b".repeat(32),
             "c".repeat(48)
         );
-        let cases: Vec<(Option<&[u8]>, Result<&str, ErrorCode>)> = vec![
+        type Case<'a> = (Option<&'a [u8]>, Result<&'a str, ErrorCode>);
+        let cases: Vec<Case> = vec![
             (None, Err(ErrorCode::MissingApiKey)),
             (Some(b"   "), Err(ErrorCode::MissingApiKey)),
             (Some(b"Bearer "), Err(ErrorCode::MissingApiKey)),

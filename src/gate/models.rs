@@ -151,7 +151,7 @@ fn sort(models: &mut [&Model], by: SortBy) {
         SortBy::Usage => {}
         SortBy::Name => models.sort_by(|a, b| a.display_name.cmp(&b.display_name)),
         SortBy::Provider => models.sort_by(|a, b| (&a.provider, &a.id).cmp(&(&b.provider, &b.id))),
-        SortBy::Context => models.sort_by(|a, b| b.context_window.cmp(&a.context_window)),
+        SortBy::Context => models.sort_by_key(|m| std::cmp::Reverse(m.context_window)),
         SortBy::Cost => models.sort_by(|a, b| {
             (a.input_per_mtok + a.output_per_mtok)
                 .total_cmp(&(b.input_per_mtok + b.output_per_mtok))

@@ -1,0 +1,272 @@
+//! `TestApp`: the real server on a random port against a fresh database, with one method per call.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use spidergate::config::Config;
+use spidergate::state::AppState;
+
+/// Where the test's database lives; removed when the test ends, even on panic.
+pub enum TestDb {
+    Sqlite(tempfile::TempDir),
+    Postgres(PostgresDb),
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => {
+                format!("sqlite://{}/spidergate.db?mode=rwc", dir.path().display())
+            }
+            TestDb::Postgres(db) => db.url.clone(),
+        }
+    }
+}
+
+/// A uniquely named database on the local PostgreSQL server, dropped at the end of the test.
+pub struct PostgresDb {
+    name: String,
+    url: String,
+}
+
+/// The maintenance database tests create their own databases from.
+fn postgres_admin_url() -> String {
+    std::env::var("SPIDERGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl PostgresDb {
+    pub async fn create() -> Self {
+        use sea_orm::ConnectionTrait;
+        let name = format!("spidergate_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(postgres_admin_url())
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 is reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let base = postgres_admin_url();
+        let url = format!(
+            "{}/{name}",
+            &base[..base.rfind('/').expect("url has a database")]
+        );
+        PostgresDb { name, url }
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        // Drop runs outside async context: use a private runtime on its own thread.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                use sea_orm::ConnectionTrait;
+                let admin = sea_orm::Database::connect(postgres_admin_url()).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                admin.close().await
+            })
+        });
+        if let Ok(Err(err)) = dropped.join() {
+            eprintln!("could not drop test database: {err}");
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub state: AppState,
+    config: Config,
+    handle: actix_web::dev::ServerHandle,
+    serving: actix_web::rt::task::JoinHandle<anyhow::Result<()>>,
+    pub db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(TestDb::sqlite(), |_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(TestDb::sqlite(), customise).await
+}
+
+/// The default test config: loopback, port 0, one worker, the given database, a random admin token.
+pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::builtin().expect("built-in config");
+    config.server.host = "127.0.0.1".into();
+    config.server.port = 0;
+    config.server.workers = 1;
+    config.server.shutdown_timeout_secs = 1;
+    config.database.url = db.url();
+    config.admin.token =
+        spidergate::secret::Secret::new(format!("admin-{}", uuid::Uuid::new_v4().simple()));
+    customise(&mut config);
+    start(config, db).await
+}
+
+async fn start(config: Config, db: TestDb) -> TestApp {
+    let app = spidergate::run(config.clone()).await.expect("app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let state = app.state().clone();
+    let serving = actix_web::rt::spawn(app.serve());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        admin_token: config.admin.token.expose().to_owned(),
+        state,
+        config,
+        handle,
+        serving,
+        db,
+    }
+}
+
+/// A response reduced to what tests assert on.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `error.code` of the envelope (panics with the body when there is none).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts the status and the envelope's code together, showing the body on failure.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        let kind = self.body["error"]["type"].as_str().expect("error.type");
+        assert!(
+            !kind.is_empty() && !self.message().is_empty(),
+            "envelope: {}",
+            self.body
+        );
+    }
+}
+
+impl TestApp {
+    /// Stops this server gracefully and starts a new one on the same database and config.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        // `serve` writes in-memory state after the HTTP server stops; wait for it.
+        self.serving
+            .await
+            .expect("serve task")
+            .expect("clean shutdown");
+        start(self.config, self.db).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.expect("request reaches the server")).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.request(Method::GET, path, bearer, None).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, bearer, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.request(Method::PATCH, path, bearer, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.request(Method::DELETE, path, bearer, None).await
+    }
+
+    /// `POST /api/v1/admin/brands` → (client_id, credential).
+    pub async fn create_brand(&self, name: &str) -> (String, String) {
+        let reply = self
+            .post(
+                "/api/v1/admin/brands",
+                Some(&self.admin_token),
+                json!({ "name": name }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let client_id = reply.body["brand"]["client_id"]
+            .as_str()
+            .expect("client_id")
+            .to_owned();
+        let credential = reply.body["credential"]
+            .as_str()
+            .expect("credential")
+            .to_owned();
+        (client_id, credential)
+    }
+
+    /// `POST /api/v1/agent-keys` with `body`, asserting 201 → (token, agent_key).
+    pub async fn mint_token(&self, credential: &str, body: Value) -> (String, Value) {
+        let reply = self
+            .post("/api/v1/agent-keys", Some(credential), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let token = reply.body["token"].as_str().expect("token").to_owned();
+        (token, reply.body["agent_key"].clone())
+    }
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("response body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "non-JSON body ({status}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}

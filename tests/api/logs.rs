@@ -1,0 +1,258 @@
+//! No secret ever reaches a log line: the real binary, at trace level, through every endpoint.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spidergate");
+const VAULT_KEY: &str = "vQkPm3Xo0s7zk9Jc4v2H5n8Lr6Tg1Yb0Wc3Ed7Fa9Ug=";
+
+fn command(db_url: &str, admin: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("RUST_LOG", "trace")
+        .env("SPIDERGATE_DATABASE__URL", db_url)
+        .env("SPIDERGATE_SERVER__PORT", "0")
+        .env("SPIDERGATE_SERVER__WORKERS", "1")
+        .env("SPIDERGATE_ADMIN_TOKEN", admin)
+        .env("SPIDERGATE_VAULT_KEY", VAULT_KEY);
+    cmd
+}
+
+/// The server process; killed and reaped if the test fails before stopping it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `spidergate serve`, returning the process, its port, and a channel of every stderr line.
+fn start_server(db_url: &str, admin: &str) -> (Server, u16, mpsc::Receiver<String>) {
+    let mut child = Server(
+        command(db_url, admin)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listening line in {seen:#?}"));
+        if let Some(port) = line.split("address=127.0.0.1:").nth(1) {
+            let port = port
+                .split_whitespace()
+                .next()
+                .expect("port")
+                .parse()
+                .expect("numeric port");
+            return (child, port, rx);
+        }
+        seen.push(line);
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(bearer);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let response = req.send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[actix_web::test]
+async fn no_secret_appears_in_logs_at_any_level() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}/logs.db?mode=rwc", dir.path().display());
+    let admin = format!("admin-{}", uuid::Uuid::new_v4().simple());
+
+    // The CLI's own logs count too.
+    let created = command(&db_url, &admin)
+        .args(["brand", "create", "Acme"])
+        .output()
+        .expect("cli runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let cli_credential = String::from_utf8(created.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    let mut logs = String::from_utf8_lossy(&created.stderr).into_owned();
+
+    let (mut child, port, lines) = start_server(&db_url, &admin);
+    spidergate::install_tls_provider();
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let mut secrets = vec![admin.clone(), VAULT_KEY.to_owned(), cli_credential.clone()];
+
+    for path in [
+        "/health",
+        "/api/gate/v1/health",
+        "/api/gate/v1/models",
+        "/api/gate/v1/models/gpt-4o-mini",
+        "/api/gate/v1/aliases",
+        "/api/gate/v1/providers",
+    ] {
+        assert_eq!(
+            api.call(Method::GET, path, &cli_credential, None).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let (status, brand) = api
+        .call(
+            Method::POST,
+            "/api/v1/admin/brands",
+            &admin,
+            Some(json!({ "name": "Globex" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let client_id = brand["brand"]["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
+    secrets.push(brand["credential"].as_str().expect("credential").to_owned());
+    api.call(Method::GET, "/api/v1/admin/brands", &admin, None)
+        .await;
+    api.call(
+        Method::GET,
+        &format!("/api/v1/admin/brands/{client_id}"),
+        &admin,
+        None,
+    )
+    .await;
+    let (_, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/brands/{client_id}/rotate-credential"),
+            &admin,
+            None,
+        )
+        .await;
+    let credential = rotated["credential"]
+        .as_str()
+        .expect("rotated credential")
+        .to_owned();
+    secrets.push(credential.clone());
+
+    let (_, minted) = api
+        .call(
+            Method::POST,
+            "/api/v1/agent-keys",
+            &credential,
+            Some(json!({ "name": "bot", "scopes": ["system", "gate:models"] })),
+        )
+        .await;
+    let pat = minted["token"].as_str().expect("token").to_owned();
+    let id = minted["agent_key"]["id"].clone();
+    secrets.push(pat.clone());
+    api.call(Method::GET, "/api/v1/agent-keys", &pat, None)
+        .await;
+    api.call(
+        Method::GET,
+        &format!("/api/v1/agent-keys/{id}"),
+        &credential,
+        None,
+    )
+    .await;
+    api.call(
+        Method::PATCH,
+        &format!("/api/v1/agent-keys/{id}"),
+        &credential,
+        Some(json!({ "rpm": 5 })),
+    )
+    .await;
+    api.call(Method::GET, "/api/gate/v1/models", &pat, None)
+        .await;
+    // Failed attempts with secret-looking material must not echo it either.
+    let wrong_pat = format!("spideriq_pat_{}", "ab".repeat(16));
+    secrets.push(wrong_pat.clone());
+    api.call(Method::GET, "/api/v1/agent-keys", &wrong_pat, None)
+        .await;
+    api.call(
+        Method::GET,
+        "/api/v1/admin/brands",
+        "not-the-admin-token-but-secret",
+        None,
+    )
+    .await;
+    secrets.push("not-the-admin-token-but-secret".to_owned());
+    api.call(
+        Method::DELETE,
+        &format!("/api/v1/agent-keys/{id}"),
+        &credential,
+        None,
+    )
+    .await;
+    api.call(Method::GET, "/api/v1/agent-keys", &pat, None)
+        .await;
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let exit = child.0.wait().expect("server exits");
+    assert!(exit.success(), "graceful shutdown on SIGTERM: {exit:?}");
+    logs.extend(lines.try_iter().map(|l| l + "\n"));
+
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the capture must include verbose levels"
+    );
+    assert!(
+        logs.contains("agent token minted"),
+        "the capture must cover the requests"
+    );
+    for secret in &secrets {
+        let parts: Vec<&str> = secret
+            .split(':')
+            .filter(|p| p.len() > 8 && !p.starts_with("cli_"))
+            .collect();
+        for part in std::iter::once(secret.as_str()).chain(parts) {
+            assert!(
+                !logs.contains(part),
+                "a secret reached the logs: {}…",
+                &part[..8]
+            );
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration suite: ONE test binary that starts the real app on port 0.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
+mod auth;
+mod brands;
+mod catalog;
+mod helpers;
+mod logs;
+mod robustness;
+mod storage;
+mod tokens;
