@@ -23,6 +23,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub vault: VaultConfig,
     pub tokens: TokensConfig,
+    pub upstream: UpstreamConfig,
+    pub routing: RoutingConfig,
+    pub health: HealthConfig,
     pub log: LogConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
@@ -63,6 +66,36 @@ pub struct VaultConfig {
 #[serde(deny_unknown_fields)]
 pub struct TokensConfig {
     pub last_used_flush_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub connect_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub stream_idle_timeout_secs: u64,
+}
+
+impl UpstreamConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.stream_idle_timeout_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    pub max_attempts: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub cooldown_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

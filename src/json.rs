@@ -34,6 +34,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "crate::json::present")]` on `Option<Option<T>>`:
+/// tells an absent field (`None`) from an explicit `null` (`Some(None)`), as PATCH bodies need.
+pub fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Deserializes `bytes`, naming the field that failed.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {

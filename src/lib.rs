@@ -9,20 +9,26 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gate;
+pub mod health;
 pub mod json;
 pub mod money;
+pub mod providers;
 pub mod random;
 pub mod routes;
+pub mod routing;
 pub mod secret;
 pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tokens;
+pub mod vault;
 
 use crate::auth::{Digest, TokenCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::health::Health;
 use crate::state::AppState;
+use crate::vault::{Vault, VaultCipher};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
@@ -112,6 +118,7 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
 
 /// Everything the handlers share, loaded once; after this nothing on the hot path reads the database.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    install_tls_provider();
     let catalog = Catalog::load(&config.providers)?;
     let db = storage::connect(&config.database).await?;
     let auth = TokenCache::default();
@@ -124,6 +131,24 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     tracing::info!(brands = brands.len(), tokens, "credentials loaded");
     let operator_token =
         (!config.admin.token.is_empty()).then(|| Digest::of(config.admin.token.expose()));
+    let cipher = VaultCipher::from_keys(&config.vault.keys)?;
+    if cipher.is_none() {
+        tracing::warn!(
+            "no vault key configured (SPIDERGATE_VAULT_KEY): provider keys cannot be added"
+        );
+    }
+    let vault = Vault::start(&db, cipher).await?;
+    let providers = catalog.providers().iter().map(|p| p.id.clone());
+    let health = Health::start(
+        providers,
+        &vault,
+        Duration::from_secs(config.health.cooldown_secs),
+    );
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
+        .tcp_nodelay(true)
+        .build()
+        .context("building the upstream HTTP client")?;
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -131,5 +156,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         auth,
         operator_token,
         clock: clock::Clock::default(),
+        http,
+        vault,
+        health,
     })
 }

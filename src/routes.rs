@@ -5,8 +5,8 @@
 
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
-use crate::gate::{models, status};
-use crate::{brands, tokens};
+use crate::gate::{chat, models, status};
+use crate::{brands, tokens, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
@@ -26,9 +26,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .configure(tokens::admin::configure),
         )
         .service(
+            web::scope("/api/v1/integrations")
+                .wrap(from_fn(auth::require(Scope::System)))
+                .configure(vault::admin::configure),
+        )
+        .service(
             web::scope("/api/v1/admin")
                 .wrap(from_fn(auth::operator_only))
-                .configure(brands::admin::configure),
+                .configure(brands::admin::configure)
+                .service(web::scope("/pool-keys").configure(vault::admin::configure)),
         )
         .default_service(web::to(unknown_route));
 }
@@ -57,6 +63,11 @@ fn gateway() -> actix_web::Scope {
             web::resource("/providers")
                 .wrap(catalog())
                 .get(models::list_providers),
+        )
+        .service(
+            web::resource("/chat/completions")
+                .wrap(from_fn(auth::require(Scope::GateChat)))
+                .post(chat::chat_completions),
         )
 }
 

@@ -4,6 +4,8 @@ use crate::auth::{Digest, TokenCache};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::health::Health;
+use crate::vault::Vault;
 use arc_swap::ArcSwap;
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
@@ -21,4 +23,10 @@ pub struct AppState {
     pub operator_token: Option<Digest>,
     /// "Now" for expiry checks; tests advance it.
     pub clock: Clock,
+    /// One client, one connection pool, for every upstream.
+    pub http: reqwest::Client,
+    /// Provider keys: snapshot reads, writes through the vault actor.
+    pub vault: Vault,
+    /// Per-provider key health and per-key counters.
+    pub health: Health,
 }

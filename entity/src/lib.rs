@@ -2,4 +2,5 @@
 
 pub mod agent_token;
 pub mod brand;
+pub mod integration;
 pub mod prelude;

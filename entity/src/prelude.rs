@@ -1,2 +1,3 @@
 pub use super::agent_token::Entity as AgentToken;
 pub use super::brand::Entity as Brand;
+pub use super::integration::Entity as Integration;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_brands;
 mod m20261122_000002_create_agent_tokens;
+mod m20261122_000003_create_integrations;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_brands::Migration),
             Box::new(m20261122_000002_create_agent_tokens::Migration),
+            Box::new(m20261122_000003_create_integrations::Migration),
         ]
     }
 }

@@ -13,6 +13,10 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use futures_util::future::LocalBoxFuture;
 
+/// Marks a request authenticated as the operator (set by [`operator_only`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
 type MiddlewareFuture = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, Error>>;
 
 /// Brand routes: a client credential or an agent token holding `scope`, else 401/403.
@@ -63,6 +67,7 @@ pub async fn operator_only(
     if !expected.matches(&super::Digest::of(token)) {
         return Err(not_operator().into());
     }
+    req.extensions_mut().insert(Operator);
     next.call(req).await
 }
 

@@ -18,6 +18,6 @@ mod scope;
 pub use bearer::{Credential, parse_bearer};
 pub use cache::{BrandEntry, TokenCache, TokenEntry, TokenLimits};
 pub use digest::Digest;
-pub use middleware::{operator_only, optional, require};
+pub use middleware::{Operator, operator_only, optional, require};
 pub use principal::Principal;
 pub use scope::{Scope, Scopes};

@@ -1,6 +1,7 @@
 //! Loading and indexing `catalog.toml`.
 
 use crate::config::ProviderOverride;
+use crate::money::Money;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,19 @@ pub struct Model {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
     pub created: i64,
+}
+
+impl Model {
+    /// What `prompt` and `completion` tokens cost at this model's list prices.
+    pub fn cost(&self, prompt: u64, completion: u64) -> Money {
+        let usd =
+            (prompt as f64 * self.input_per_mtok + completion as f64 * self.output_per_mtok) / 1e6;
+        Money::from_usd(usd).unwrap_or(Money::ZERO)
+    }
+
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,5 +3,8 @@
 //!
 //! Handlers only: parse, ask the owning concern, render. The catalog's data belongs to `catalog/`.
 
+pub mod chat;
 pub mod models;
+mod request;
 pub mod status;
+mod stream;

@@ -1,12 +1,13 @@
 //! Catalog reads: `/models`, `/models/{id}`, `/aliases`, `/providers`.
 //!
 //! Public; a caller that sends a token (scope `gate:models`) is authenticated by the middleware,
-//! so `is_configured` can later reflect that brand's own keys.
+//! so `is_configured` reflects that brand's own and shared keys as well as the pool.
 
 use crate::auth::Principal;
 use crate::catalog::{Catalog, Model, Provider};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+use crate::vault::VaultSnapshot;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -68,17 +69,27 @@ struct Pricing {
     output_per_mtok: f64,
 }
 
-/// Whether the caller could be served by `provider` now. No provider keys exist until the vault
-/// lands (issue "The gateway itself: the key vault…"), so today this is false for everyone.
-fn is_configured(_provider: &str, _caller: Option<&Principal>) -> bool {
-    false
+/// Who is looking, for `is_configured`: a brand sees its own, shared and pool keys; an anonymous
+/// caller sees the pool only.
+struct Viewer<'a> {
+    vault: &'a VaultSnapshot,
+    brand_id: Option<i32>,
 }
 
-fn model_view<'a>(
-    catalog: &'a Catalog,
-    model: &'a Model,
-    caller: Option<&Principal>,
-) -> ModelView<'a> {
+impl<'a> Viewer<'a> {
+    fn new(vault: &'a VaultSnapshot, caller: Option<&Principal>) -> Self {
+        Viewer {
+            vault,
+            brand_id: caller.map(|p| p.brand_id),
+        }
+    }
+
+    fn is_configured(&self, provider: &str) -> bool {
+        self.vault.is_configured(provider, self.brand_id)
+    }
+}
+
+fn model_view<'a>(catalog: &'a Catalog, model: &'a Model, viewer: &Viewer) -> ModelView<'a> {
     ModelView {
         id: &model.id,
         object: "model",
@@ -92,7 +103,7 @@ fn model_view<'a>(
             max_output_tokens: model.max_output_tokens,
             capabilities: &model.capabilities,
             free_tier: model.free_tier,
-            is_configured: is_configured(&model.provider, caller),
+            is_configured: viewer.is_configured(&model.provider),
             in_task_aliases: catalog.aliases_containing(&model.id).collect(),
             pricing: Pricing {
                 input_per_mtok: model.input_per_mtok,
@@ -115,10 +126,12 @@ pub async fn list_models(
         ));
     }
     let catalog = state.catalog.load();
+    let vault = state.vault.snapshot();
+    let viewer = Viewer::new(&vault, caller.as_ref());
     let mut models: Vec<&Model> = catalog
         .models()
         .iter()
-        .filter(|m| matches(m, &query, caller.as_ref()))
+        .filter(|m| matches(m, &query, &viewer))
         .collect();
     sort(&mut models, query.sort_by);
     let total = models.len();
@@ -126,16 +139,16 @@ pub async fn list_models(
         .into_iter()
         .skip(query.offset)
         .take(limit)
-        .map(|m| model_view(&catalog, m, caller.as_ref()))
+        .map(|m| model_view(&catalog, m, &viewer))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data, "total": total })))
 }
 
-fn matches(model: &Model, q: &ModelsQuery, caller: Option<&Principal>) -> bool {
+fn matches(model: &Model, q: &ModelsQuery, viewer: &Viewer) -> bool {
     let search = q.search.as_deref().map(str::to_lowercase);
     q.provider.as_deref().is_none_or(|p| model.provider == p)
         && (!q.free_only || model.free_tier)
-        && (!q.configured_only || is_configured(&model.provider, caller))
+        && (!q.configured_only || viewer.is_configured(&model.provider))
         && q.capability
             .as_deref()
             .is_none_or(|c| model.capabilities.iter().any(|have| have == c))
@@ -172,7 +185,9 @@ pub async fn get_model(
         )
         .with_param("model"));
     };
-    Ok(HttpResponse::Ok().json(model_view(&catalog, model, caller.as_ref())))
+    let vault = state.vault.snapshot();
+    let viewer = Viewer::new(&vault, caller.as_ref());
+    Ok(HttpResponse::Ok().json(model_view(&catalog, model, &viewer)))
 }
 
 pub async fn list_aliases(state: web::Data<AppState>) -> HttpResponse {
@@ -187,15 +202,17 @@ pub async fn list_aliases(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn list_providers(state: web::Data<AppState>, caller: Option<Principal>) -> HttpResponse {
     let catalog = state.catalog.load();
+    let vault = state.vault.snapshot();
+    let viewer = Viewer::new(&vault, caller.as_ref());
     let data: Vec<_> = catalog
         .providers()
         .iter()
-        .map(|p| provider_view(p, caller.as_ref()))
+        .map(|p| provider_view(p, &viewer))
         .collect();
     HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
 }
 
-fn provider_view(p: &Provider, caller: Option<&Principal>) -> serde_json::Value {
+fn provider_view(p: &Provider, viewer: &Viewer) -> serde_json::Value {
     json!({
         "id": p.id,
         "label": p.label,
@@ -204,6 +221,6 @@ fn provider_view(p: &Provider, caller: Option<&Principal>) -> serde_json::Value 
         "signup_url": p.signup_url,
         "free_tier": p.free_tier,
         "openai_compatible": p.openai_compatible,
-        "is_configured": is_configured(&p.id, caller),
+        "is_configured": viewer.is_configured(&p.id),
     })
 }

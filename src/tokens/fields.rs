@@ -5,7 +5,7 @@ use crate::catalog::Catalog;
 use crate::error::ApiError;
 use crate::money::Money;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub const DEFAULT_EXPIRY_HOURS: i64 = 720;
 pub const MAX_EXPIRY_HOURS: i64 = 2160;
@@ -16,12 +16,12 @@ pub const MAX_EXPIRY_HOURS: i64 = 2160;
 #[serde(deny_unknown_fields)]
 pub struct TokenFields {
     name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     monthly_budget_usd: Option<Option<f64>>,
     budget_mode: Option<BudgetMode>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     rpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     rpd: Option<Option<u32>>,
     allowed_models: Option<Vec<String>>,
     free_models_only: Option<bool>,
@@ -65,13 +65,6 @@ pub struct TokenSettings {
     pub free_models_only: bool,
     pub scopes: Scopes,
     pub expires_at: DateTime<Utc>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl TokenFields {

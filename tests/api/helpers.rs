@@ -1,5 +1,6 @@
 //! `TestApp`: the real server on a random port against a fresh database, with one method per call.
 
+use crate::fake_provider::FakeProvider;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use spidergate::config::Config;
@@ -85,6 +86,8 @@ impl Drop for PostgresDb {
 
 pub struct TestApp {
     pub address: String,
+    /// The fake every provider's base URL points at.
+    pub fake: FakeProvider,
     pub client: reqwest::Client,
     pub admin_token: String,
     pub state: AppState,
@@ -102,9 +105,31 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_on(TestDb::sqlite(), customise).await
 }
 
-/// The default test config: loopback, port 0, one worker, the given database, a random admin token.
+/// A Fernet key for tests' vaults.
+pub const VAULT_KEY: &str = "8J6V0a2fFqQ9WmXoV3Zb4lK1nT7sR5yU0cE2dG6hJ4k=";
+
+/// The default test config: loopback, port 0, one worker, the given database, a random admin
+/// token, a vault key, short upstream timeouts, and every provider pointed at a fresh fake.
 pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut Config)) -> TestApp {
+    let fake = FakeProvider::start().await;
     let mut config = Config::builtin().expect("built-in config");
+    let catalog = spidergate::catalog::Catalog::load(&Default::default()).expect("catalog");
+    for provider in catalog.providers() {
+        let base_url = if provider.base_url.contains("{account_id}") {
+            format!("{}/{}/{{account_id}}/v1", fake.url, provider.id)
+        } else {
+            format!("{}/{}/v1", fake.url, provider.id)
+        };
+        config.providers.insert(
+            provider.id.clone(),
+            spidergate::config::ProviderOverride {
+                base_url: Some(base_url),
+            },
+        );
+    }
+    config.vault.keys = vec![spidergate::secret::Secret::new(VAULT_KEY)];
+    config.upstream.timeout_secs = 1;
+    config.upstream.stream_idle_timeout_secs = 1;
     config.server.host = "127.0.0.1".into();
     config.server.port = 0;
     config.server.workers = 1;
@@ -113,10 +138,10 @@ pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut Config)) -> Te
     config.admin.token =
         spidergate::secret::Secret::new(format!("admin-{}", uuid::Uuid::new_v4().simple()));
     customise(&mut config);
-    start(config, db).await
+    start(config, db, fake).await
 }
 
-async fn start(config: Config, db: TestDb) -> TestApp {
+async fn start(config: Config, db: TestDb, fake: FakeProvider) -> TestApp {
     let app = spidergate::run(config.clone()).await.expect("app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
@@ -124,6 +149,7 @@ async fn start(config: Config, db: TestDb) -> TestApp {
     let serving = actix_web::rt::spawn(app.serve());
     TestApp {
         address,
+        fake,
         client: reqwest::Client::new(),
         admin_token: config.admin.token.expose().to_owned(),
         state,
@@ -180,7 +206,7 @@ impl TestApp {
             .await
             .expect("serve task")
             .expect("clean shutdown");
-        start(self.config, self.db).await
+        start(self.config, self.db, self.fake).await
     }
 
     pub async fn request(
@@ -247,6 +273,75 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         let token = reply.body["token"].as_str().expect("token").to_owned();
         (token, reply.body["agent_key"].clone())
+    }
+}
+
+impl TestApp {
+    /// `POST /api/v1/integrations` for the brand → the new integration's id.
+    pub async fn add_key(
+        &self,
+        credential: &str,
+        provider: &str,
+        api_key: &str,
+        extra: Value,
+    ) -> i64 {
+        let mut body = json!({ "provider_name": provider, "credentials": { "api_key": api_key } });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let reply = self
+            .post("/api/v1/integrations", Some(credential), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["integration"]["id"]
+            .as_i64()
+            .expect("integration id")
+    }
+
+    /// `POST /api/v1/admin/pool-keys` → the new pool key's id.
+    pub async fn add_pool_key(&self, provider: &str, api_key: &str) -> i64 {
+        let body = json!({ "provider_name": provider, "credentials": { "api_key": api_key } });
+        let reply = self
+            .post("/api/v1/admin/pool-keys", Some(&self.admin_token), body)
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["integration"]["id"]
+            .as_i64()
+            .expect("pool key id")
+    }
+
+    /// A non-streamed chat completion for `model`.
+    pub async fn chat(&self, token: &str, model: &str) -> Reply {
+        let body = json!({ "model": model, "messages": [{ "role": "user", "content": "ping" }] });
+        self.post("/api/gate/v1/chat/completions", Some(token), body)
+            .await
+    }
+
+    /// A streamed chat completion: status, headers, and the raw SSE text.
+    pub async fn chat_stream(
+        &self,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let response = self
+            .client
+            .post(format!("{}/api/gate/v1/chat/completions", self.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let (status, headers) = (response.status(), response.headers().clone());
+        (status, headers, response.text().await.expect("stream body"))
+    }
+
+    /// A brand with a credential and a default agent token → (credential, token).
+    pub async fn brand_with_token(&self) -> (String, String) {
+        let (_, credential) = self.create_brand("Acme").await;
+        let (token, _) = self
+            .mint_token(&credential, json!({ "name": "agent" }))
+            .await;
+        (credential, token)
     }
 }
 

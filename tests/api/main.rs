@@ -9,8 +9,12 @@
 mod auth;
 mod brands;
 mod catalog;
+mod chat;
+mod fake_provider;
 mod helpers;
 mod logs;
 mod robustness;
 mod storage;
+mod streaming;
 mod tokens;
+mod vault;

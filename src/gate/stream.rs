@@ -1,0 +1,201 @@
+//! Streaming chat: open the upstream stream (falling back while nothing has been sent), then
+//! relay it event by event.
+//!
+//! The relay forwards each upstream event's bytes as they are, looking inside only to meter usage
+//! and to drop the usage chunk the client did not ask for. A failure after the first byte ends the
+//! stream with one `data: {"error": …}` event. Dropping the response (client gone) drops the
+//! upstream body, which closes that connection and so cancels the call.
+
+use super::chat::fallback_header;
+use super::request::ChatRequest;
+use crate::error::{ApiError, ErrorCode};
+use crate::providers::sse::{self, Event, EventSplitter, Usage};
+use crate::providers::{Endpoint, ErrorKind, ProviderError};
+use crate::routing::{self, Plan};
+use crate::state::AppState;
+use actix_web::HttpResponse;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+type Upstream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+/// An upstream stream that has produced its first bytes.
+pub struct Opened {
+    first: Bytes,
+    rest: Upstream,
+}
+
+pub async fn chat_stream(
+    state: &AppState,
+    plan: &Plan,
+    request: &ChatRequest,
+) -> Result<HttpResponse, ApiError> {
+    let timeout = state.config.upstream.timeout();
+    let served =
+        routing::call_with_fallback(state, plan, ErrorCode::NoAvailableKey, |endpoint, model| {
+            open(
+                state.http.clone(),
+                endpoint,
+                request.upstream_body(&model),
+                timeout,
+            )
+        })
+        .await?;
+    let relay = Relay::new(
+        served.value,
+        request.include_usage,
+        state.config.upstream.stream_idle_timeout(),
+    );
+    let mut response = HttpResponse::Ok();
+    fallback_header(&mut response, plan, &served.model);
+    Ok(response
+        .insert_header((CONTENT_TYPE, "text/event-stream"))
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .streaming(relay.into_stream()))
+}
+
+/// Sends the request and waits for the first chunk, all within `timeout`. Until this returns Ok
+/// the client has seen nothing, so any failure here may still fall back.
+async fn open(
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Opened, ProviderError> {
+    let opening = async {
+        let request = endpoint
+            .request(&http, Method::POST, "/chat/completions")
+            .header(CONTENT_TYPE.as_str(), "application/json")
+            .body(body);
+        let mut rest = endpoint.send(request, None).await?.bytes_stream().boxed();
+        let first = match rest.next().await {
+            Some(Ok(first)) => first,
+            Some(Err(err)) => return Err(endpoint.scrub(ProviderError::from_reqwest(err))),
+            None => {
+                return Err(ProviderError::new(
+                    ErrorKind::Decode,
+                    None,
+                    "upstream closed the stream before any data",
+                ));
+            }
+        };
+        if sse::classify(&first) == Event::Error {
+            let text = String::from_utf8_lossy(&first);
+            return Err(endpoint.scrub(ProviderError::new(
+                ErrorKind::Server,
+                None,
+                format!("upstream stream began with an error: {}", text.trim()),
+            )));
+        }
+        Ok(Opened { first, rest })
+    };
+    tokio::time::timeout(timeout, opening)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ProviderError::new(
+                ErrorKind::Timeout,
+                None,
+                format!("no first byte within {}s", timeout.as_secs_f32()),
+            ))
+        })
+}
+
+/// The relay's state between polls.
+struct Relay {
+    upstream: Upstream,
+    splitter: EventSplitter,
+    out: VecDeque<Bytes>,
+    include_usage: bool,
+    idle_timeout: Duration,
+    usage: Option<Usage>,
+    saw_done: bool,
+    finished: bool,
+}
+
+impl Relay {
+    fn new(opened: Opened, include_usage: bool, idle_timeout: Duration) -> Relay {
+        let mut relay = Relay {
+            upstream: opened.rest,
+            splitter: EventSplitter::default(),
+            out: VecDeque::new(),
+            include_usage,
+            idle_timeout,
+            usage: None,
+            saw_done: false,
+            finished: false,
+        };
+        relay.accept(&opened.first);
+        relay
+    }
+
+    fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> {
+        futures_util::stream::unfold(self, |mut relay| async move {
+            let next = relay.next_bytes().await?;
+            Some((Ok(next), relay))
+        })
+    }
+
+    /// The next bytes to send, or `None` when the stream is over.
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(bytes) = self.out.pop_front() {
+                return Some(bytes);
+            }
+            if self.finished {
+                return None;
+            }
+            match tokio::time::timeout(self.idle_timeout, self.upstream.next()).await {
+                Ok(Some(Ok(chunk))) => self.accept(&chunk),
+                Ok(Some(Err(err))) => self.fail(&ProviderError::from_reqwest(err).message),
+                Ok(None) if self.saw_done => self.finished = true,
+                Ok(None) => self.fail("upstream ended the stream early"),
+                Err(_) => self.fail("upstream went silent mid-stream"),
+            }
+        }
+    }
+
+    /// Queues the complete events of `chunk`, metering usage and dropping an unrequested usage chunk.
+    fn accept(&mut self, chunk: &[u8]) {
+        for event in self.splitter.push(chunk) {
+            match sse::classify(&event) {
+                Event::Usage(usage) => {
+                    self.usage = Some(usage);
+                    if self.include_usage {
+                        self.out.push_back(event);
+                    }
+                }
+                Event::Chunk(usage) => {
+                    self.usage = usage.or(self.usage);
+                    self.out.push_back(event);
+                }
+                Event::Done => {
+                    self.saw_done = true;
+                    self.out.push_back(event);
+                }
+                Event::Error => {
+                    self.out.push_back(event);
+                    self.finished = true;
+                }
+                Event::Other => self.out.push_back(event),
+            }
+        }
+    }
+
+    /// Ends the stream with one error event, as API.md section 3 specifies.
+    fn fail(&mut self, reason: &str) {
+        tracing::warn!("stream failed after its first byte: {reason}");
+        let error = json!({ "error": {
+            "message": format!("the upstream stream failed: {reason}"),
+            "type": "api_error",
+            "code": ErrorCode::UpstreamError.as_str(),
+        }});
+        self.out.push_back(sse::event(&error));
+        self.finished = true;
+    }
+}

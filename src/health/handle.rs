@@ -1,0 +1,105 @@
+//! `Health`: per-provider actors behind one handle; snapshot reads for routing.
+
+use super::actor::{Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot};
+use super::key_state::{HealthStatus, KeyState, Outcome};
+use crate::vault::Vault;
+use actix::{Actor, Addr};
+use arc_swap::ArcSwap;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One key's health as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct KeyHealthView {
+    pub status: HealthStatus,
+    pub consecutive_failures: u32,
+    pub minute_count: u32,
+    pub daily_count: u32,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl KeyHealthView {
+    pub(super) fn of(key: &mut KeyState, now: Instant, today: NaiveDate) -> Self {
+        let (minute_count, daily_count) = key.counts(now, today);
+        KeyHealthView {
+            status: key.status(),
+            consecutive_failures: key.failures(),
+            minute_count,
+            daily_count,
+            last_used_at: key.last_used,
+            last_error: key.last_error.clone(),
+        }
+    }
+}
+
+struct ProviderHealth {
+    actor: Addr<KeyHealthActor>,
+    statuses: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
+}
+
+#[derive(Clone)]
+pub struct Health {
+    providers: Arc<HashMap<String, ProviderHealth>>,
+}
+
+impl Health {
+    /// Starts one actor per catalog provider, seeded with the stored failure counts.
+    pub fn start(
+        providers: impl Iterator<Item = String>,
+        vault: &Vault,
+        cooldown: Duration,
+    ) -> Health {
+        let snapshot = vault.snapshot();
+        let mut map = HashMap::new();
+        for provider in providers {
+            let initial: HashMap<i32, u32> = snapshot
+                .all_of(&provider)
+                .map(|k| (k.record.id, k.record.consecutive_failures))
+                .collect();
+            let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));
+            let actor =
+                KeyHealthActor::new(initial, statuses.clone(), cooldown, vault.clone()).start();
+            map.insert(provider, ProviderHealth { actor, statuses });
+        }
+        Health {
+            providers: Arc::new(map),
+        }
+    }
+
+    /// The key's current status from the snapshot. Unknown keys are healthy.
+    pub fn status(&self, provider: &str, id: i32) -> HealthStatus {
+        self.providers
+            .get(provider)
+            .and_then(|p| p.statuses.load().get(&id).copied())
+            .unwrap_or(HealthStatus::Healthy)
+    }
+
+    /// Takes the best available key of `candidates` for one request; `None` when none can serve.
+    pub async fn take_slot(&self, provider: &str, candidates: Vec<SlotRequest>) -> Option<i32> {
+        let p = self.providers.get(provider)?;
+        p.actor.send(TakeSlot(candidates)).await.ok().flatten()
+    }
+
+    /// Records an outcome. Always delivered, even if the request that caused it is gone.
+    pub fn report(&self, provider: &str, id: i32, outcome: Outcome) {
+        if let Some(p) = self.providers.get(provider) {
+            p.actor.do_send(ReportOutcome { id, outcome });
+        }
+    }
+
+    pub async fn reset(&self, provider: &str, id: i32) {
+        if let Some(p) = self.providers.get(provider) {
+            let _ = p.actor.send(ResetHealth(id)).await;
+        }
+    }
+
+    pub async fn describe(&self, provider: &str, ids: Vec<i32>) -> HashMap<i32, KeyHealthView> {
+        let Some(p) = self.providers.get(provider) else {
+            return HashMap::new();
+        };
+        p.actor.send(Describe(ids)).await.unwrap_or_default()
+    }
+}

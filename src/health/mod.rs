@@ -1,0 +1,16 @@
+//! Key health: one `KeyHealthActor` per provider owns each key's consecutive failures, health,
+//! cool-down and single probe, 429 rest, auth-failure count, and per-key minute/day counters.
+//!
+//! Taking a key for a request is one atomic message (`TakeSlot`), so a key at its minute or daily
+//! limit is skipped and never over-used, however many requests race. Outcomes are reported with
+//! `do_send` (never lost to a client disconnect). Routing reads health from a published snapshot.
+//! Does not own the keys themselves (`vault/`) nor the order of candidates (`routing/`).
+
+mod actor;
+mod handle;
+mod key_state;
+mod window;
+
+pub use actor::SlotRequest;
+pub use handle::{Health, KeyHealthView};
+pub use key_state::{FailureKind, HealthStatus, Outcome};

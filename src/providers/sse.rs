@@ -1,0 +1,152 @@
+//! Server-sent events as OpenAI streams them: `data: {json}\n\n` … `data: [DONE]\n\n`.
+//!
+//! `EventSplitter` cuts an upstream byte stream into whole events without copying more than the
+//! one partial event it must hold back; `classify` looks at an event only as far as metering needs.
+
+use bytes::{Bytes, BytesMut};
+
+/// Splits bytes into complete events (each including its terminating blank line).
+#[derive(Default)]
+pub struct EventSplitter {
+    pending: BytesMut,
+}
+
+impl EventSplitter {
+    /// Appends `chunk` and returns every event it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.pending.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        while let Some(end) = find_event_end(&self.pending) {
+            events.push(self.pending.split_to(end).freeze());
+        }
+        events
+    }
+
+    /// Bytes of an unfinished event left at the end of the stream.
+    pub fn has_partial(&self) -> bool {
+        self.pending.iter().any(|b| !b.is_ascii_whitespace())
+    }
+}
+
+/// Index just past the first `\n\n` (or `\r\n\r\n`).
+fn find_event_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Token counts from a `usage` object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    pub fn from_json(usage: &serde_json::Value) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: usage.get("prompt_tokens")?.as_u64()?,
+            completion_tokens: usage
+                .get("completion_tokens")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `data: [DONE]`.
+    Done,
+    /// The usage-only chunk (empty `choices`), with its counts.
+    Usage(Usage),
+    /// A content chunk (possibly carrying usage too, which is then also returned).
+    Chunk(Option<Usage>),
+    /// An error object sent in-band by the upstream.
+    Error,
+    /// Comments, keep-alives, anything else: relayed untouched.
+    Other,
+}
+
+/// Looks at one event. JSON is parsed only when the text mentions usage or an error.
+pub fn classify(event: &[u8]) -> Event {
+    let Some(data) = data_of(event) else {
+        return Event::Other;
+    };
+    if data.trim_ascii() == b"[DONE]" {
+        return Event::Done;
+    }
+    let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+    if !mentions(b"\"usage\"") && !mentions(b"\"error\"") {
+        return Event::Chunk(None);
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return Event::Other;
+    };
+    if json.get("error").is_some_and(|e| !e.is_null()) {
+        return Event::Error;
+    }
+    let usage = json.get("usage").and_then(Usage::from_json);
+    let no_choices = json
+        .get("choices")
+        .and_then(|c| c.as_array())
+        .is_none_or(|c| c.is_empty());
+    match usage {
+        Some(usage) if no_choices => Event::Usage(usage),
+        usage => Event::Chunk(usage),
+    }
+}
+
+/// The payload of the event's `data:` line(s).
+fn data_of(event: &[u8]) -> Option<&[u8]> {
+    let text = event.trim_ascii();
+    let rest = text.strip_prefix(b"data:")?;
+    Some(rest.strip_prefix(b" ").unwrap_or(rest))
+}
+
+/// One event carrying `json`, ready to send.
+pub fn event(json: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_arbitrary_chunk_boundaries() {
+        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}\n\ndata: [DONE]\n\n";
+        for cut in 1..stream.len() {
+            let mut splitter = EventSplitter::default();
+            let mut events = splitter.push(&stream[..cut]);
+            events.extend(splitter.push(&stream[cut..]));
+            let kinds: Vec<Event> = events.iter().map(|e| classify(e)).collect();
+            let usage = Usage {
+                prompt_tokens: 3,
+                completion_tokens: 5,
+            };
+            assert_eq!(
+                kinds,
+                vec![Event::Chunk(None), Event::Usage(usage), Event::Done],
+                "cut at {cut}"
+            );
+            assert!(!splitter.has_partial());
+        }
+    }
+
+    #[test]
+    fn errors_and_comments_are_recognised() {
+        assert_eq!(
+            classify(b"data: {\"error\":{\"message\":\"boom\"}}\n\n"),
+            Event::Error
+        );
+        assert_eq!(classify(b": keep-alive\n\n"), Event::Other);
+        assert_eq!(
+            classify(b"data: {\"choices\":[{}],\"usage\":null}\n\n"),
+            Event::Chunk(None)
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The ordered candidate chain for a request (pure: snapshots in, plan out).
+
+use crate::catalog::{Catalog, Model};
+use crate::error::{ApiError, ErrorCode};
+use crate::health::{Health, HealthStatus, SlotRequest};
+use crate::vault::VaultSnapshot;
+
+/// One model of the chain, with the keys that could serve it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub model: Model,
+    pub keys: Vec<SlotRequest>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// What the caller asked for (a model id or an alias).
+    pub requested: String,
+    /// The chain's first choice; serving anything else is a fallback.
+    pub first_choice: String,
+    pub candidates: Vec<Candidate>,
+}
+
+/// Resolves `requested` (a model id or an alias) for `brand_id`; 404 `model_not_found` if unknown.
+pub fn plan(
+    catalog: &Catalog,
+    vault: &VaultSnapshot,
+    health: &Health,
+    brand_id: i32,
+    requested: &str,
+) -> Result<Plan, ApiError> {
+    let chain: Vec<&Model> = match catalog.alias(requested) {
+        Some(alias) => alias
+            .models
+            .iter()
+            .filter_map(|id| catalog.model(id))
+            .collect(),
+        None => catalog.model(requested).into_iter().collect(),
+    };
+    if chain.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("model `{requested}` does not exist; see GET /api/gate/v1/models and /aliases"),
+        )
+        .with_param("model"));
+    }
+    Ok(plan_models(vault, health, brand_id, requested, chain))
+}
+
+/// The plan for an explicit chain of models.
+pub fn plan_models(
+    vault: &VaultSnapshot,
+    health: &Health,
+    brand_id: i32,
+    requested: &str,
+    chain: Vec<&Model>,
+) -> Plan {
+    let first_choice = chain.first().map(|m| m.id.clone()).unwrap_or_default();
+    let mut candidates: Vec<(bool, Candidate)> = chain
+        .into_iter()
+        .map(|model| {
+            let keys: Vec<SlotRequest> = vault
+                .usable(&model.provider, brand_id)
+                .map(|(tier, key)| SlotRequest {
+                    id: key.record.id,
+                    rank: (tier as u8, -key.record.priority()),
+                    minute_limit: key.record.minute_limit,
+                    daily_limit: key.record.daily_limit,
+                })
+                .collect();
+            let healthy = keys
+                .iter()
+                .any(|k| health.status(&model.provider, k.id) != HealthStatus::Unhealthy);
+            (
+                healthy,
+                Candidate {
+                    model: model.clone(),
+                    keys,
+                },
+            )
+        })
+        .collect();
+    // Stable: within each group the chain's ranking stands.
+    candidates.sort_by_key(|(healthy, _)| !healthy);
+    Plan {
+        requested: requested.to_owned(),
+        first_choice,
+        candidates: candidates.into_iter().map(|(_, c)| c).collect(),
+    }
+}

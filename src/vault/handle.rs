@@ -1,0 +1,128 @@
+//! `Vault`: what the rest of the app uses. Reads the snapshot; writes go through the actor.
+
+use super::actor::{Remove, Upsert, VaultActor};
+use super::crypto::VaultCipher;
+use super::key::VaultKey;
+use super::snapshot::VaultSnapshot;
+use super::store;
+use crate::health::HealthStatus;
+use actix::{Actor, Addr};
+use arc_swap::{ArcSwap, Guard};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Vault {
+    snapshot: Arc<ArcSwap<VaultSnapshot>>,
+    actor: Addr<VaultActor>,
+    cipher: Option<Arc<VaultCipher>>,
+    db: DatabaseConnection,
+}
+
+impl Vault {
+    /// Loads and decrypts every key, then starts the actor. A row that no configured vault key
+    /// decrypts is skipped with an error in the log (the server still starts; that key is unusable).
+    pub async fn start(
+        db: &DatabaseConnection,
+        cipher: Option<VaultCipher>,
+    ) -> anyhow::Result<Vault> {
+        let rows = store::load_all(db).await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(cipher) = cipher.as_ref() else {
+                tracing::error!(
+                    integration_id = row.record.id,
+                    "no vault key configured: provider key left unusable"
+                );
+                continue;
+            };
+            match cipher.decrypt(&row.credentials_enc) {
+                Ok(credentials) => keys.push(VaultKey {
+                    record: row.record,
+                    credentials,
+                }),
+                Err(err) => tracing::error!(integration_id = row.record.id, "{err}"),
+            }
+        }
+        let snapshot = Arc::new(ArcSwap::from_pointee(VaultSnapshot::default()));
+        let actor = VaultActor::new(keys, snapshot.clone()).start();
+        Ok(Vault {
+            snapshot,
+            actor,
+            cipher: cipher.map(Arc::new),
+            db: db.clone(),
+        })
+    }
+
+    /// The current keys. Never waits.
+    pub fn snapshot(&self) -> Guard<Arc<VaultSnapshot>> {
+        self.snapshot.load()
+    }
+
+    pub fn cipher(&self) -> Option<&VaultCipher> {
+        self.cipher.as_deref()
+    }
+
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Persists a health transition (called by the health actors, off the request path).
+    pub async fn write_health(
+        &self,
+        id: i32,
+        status: HealthStatus,
+        failures: u32,
+        error: Option<String>,
+        used: Option<DateTime<Utc>>,
+    ) {
+        if let Err(err) = store::write_health(
+            &self.db,
+            id,
+            status.as_str(),
+            failures,
+            error.as_deref(),
+            used,
+        )
+        .await
+        {
+            tracing::warn!(integration_id = id, "writing key health: {err}");
+        }
+    }
+
+    /// Takes a key out of rotation after repeated authentication failures: `is_active: false`,
+    /// `disabled_reason: "auth_failed"`, in the database and in the published snapshot.
+    pub async fn disable_for_auth_failures(&self, id: i32) {
+        let Some(key) = self.snapshot().get(id).cloned() else {
+            return;
+        };
+        let mut record = key.record.clone();
+        record.is_active = false;
+        record.disabled_reason = Some("auth_failed".into());
+        match store::update_settings(&self.db, &record).await {
+            Ok(stored) => {
+                tracing::warn!(integration_id = id, provider = %record.provider, "key disabled after repeated authentication failures");
+                self.upsert(VaultKey {
+                    record: stored.record,
+                    credentials: key.credentials.clone(),
+                })
+                .await;
+            }
+            Err(err) => tracing::error!(integration_id = id, "disabling key: {err}"),
+        }
+    }
+
+    /// Publishes a written key; returns once routing can see it.
+    pub async fn upsert(&self, key: VaultKey) {
+        if self.actor.send(Upsert(key)).await.is_err() {
+            tracing::error!("vault actor is gone; key change not published");
+        }
+    }
+
+    pub async fn remove(&self, id: i32) {
+        if self.actor.send(Remove(id)).await.is_err() {
+            tracing::error!("vault actor is gone; key removal not published");
+        }
+    }
+}

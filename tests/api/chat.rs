@@ -1,0 +1,1 @@
+//! Chat completions: routing, fallback, health.

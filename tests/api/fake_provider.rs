@@ -1,0 +1,236 @@
+//! A scripted fake of every upstream provider, on loopback. Each provider is mounted under
+//! `/<provider id>/…`; the behaviour is chosen by the API key the gateway sends, so one test can
+//! give each key its own failure. Every request is logged for "was (not) called" assertions.
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the fake does for a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Behaviour {
+    /// A normal answer (JSON, or SSE when the request streams).
+    Ok,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    ServerError,
+    Unauthorized,
+    NotFound,
+    BadRequest,
+    /// Never answers.
+    Hang,
+    /// Streams two chunks, then drops the connection.
+    DieMidStream,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub path: String,
+    pub api_key: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Script {
+    /// One-shot behaviours, consumed first.
+    queued: HashMap<String, VecDeque<Behaviour>>,
+    /// Standing behaviour per key (default `Ok`).
+    standing: HashMap<String, Behaviour>,
+    log: Vec<Logged>,
+}
+
+#[derive(Clone)]
+pub struct FakeProvider {
+    pub url: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl FakeProvider {
+    pub async fn start() -> FakeProvider {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let data = web::Data::from(script.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(serve))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind fake provider");
+        let port = server.addrs()[0].port();
+        actix_web::rt::spawn(server.run());
+        FakeProvider {
+            url: format!("http://127.0.0.1:{port}"),
+            script,
+        }
+    }
+
+    /// Every call with `api_key` behaves like this from now on.
+    pub fn set(&self, api_key: &str, behaviour: Behaviour) {
+        self.script
+            .lock()
+            .expect("script")
+            .standing
+            .insert(api_key.to_owned(), behaviour);
+    }
+
+    /// The next call with `api_key` behaves like this, once.
+    pub fn once(&self, api_key: &str, behaviour: Behaviour) {
+        self.script
+            .lock()
+            .expect("script")
+            .queued
+            .entry(api_key.to_owned())
+            .or_default()
+            .push_back(behaviour);
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.script.lock().expect("script").log.clone()
+    }
+
+    /// Calls made with `api_key` (any path).
+    pub fn calls(&self, api_key: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.api_key == api_key)
+            .count()
+    }
+}
+
+fn behaviour_for(script: &Mutex<Script>, logged: Logged) -> Behaviour {
+    let mut script = script.lock().expect("script");
+    let key = logged.api_key.clone();
+    script.log.push(logged);
+    if let Some(next) = script.queued.get_mut(&key).and_then(VecDeque::pop_front) {
+        return next;
+    }
+    script.standing.get(&key).cloned().unwrap_or(Behaviour::Ok)
+}
+
+async fn serve(req: HttpRequest, body: Bytes, script: web::Data<Mutex<Script>>) -> HttpResponse {
+    let api_key = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let path = req.path().to_owned();
+    let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let behaviour = behaviour_for(
+        &script,
+        Logged {
+            path: path.clone(),
+            api_key: api_key.clone(),
+            body: json_body.clone(),
+        },
+    );
+    match behaviour {
+        Behaviour::Ok => ok(&path, &api_key, &json_body, body.len()),
+        Behaviour::RateLimited { retry_after_secs } => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", retry_after_secs.to_string()))
+            .json(json!({ "error": { "message": "rate limited", "type": "rate_limit_error" } })),
+        Behaviour::ServerError => HttpResponse::InternalServerError()
+            .json(json!({ "error": { "message": "upstream exploded" } })),
+        Behaviour::Unauthorized => HttpResponse::Unauthorized().json(
+            json!({ "error": { "message": format!("Incorrect API key provided: {api_key}") } }),
+        ),
+        Behaviour::NotFound => {
+            HttpResponse::NotFound().json(json!({ "error": { "message": "no such model here" } }))
+        }
+        Behaviour::BadRequest => HttpResponse::BadRequest()
+            .json(json!({ "error": { "message": "messages[0].role is invalid" } })),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+        Behaviour::DieMidStream => {
+            let chunks = vec![
+                Ok(Bytes::from(chunk_event("par", &json_body))),
+                Ok(Bytes::from(chunk_event("tial", &json_body))),
+                Err(actix_web::error::ErrorInternalServerError(
+                    "connection lost",
+                )),
+            ];
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(stream::iter(chunks))
+        }
+    }
+}
+
+fn ok(path: &str, api_key: &str, body: &Value, body_len: usize) -> HttpResponse {
+    if path.ends_with("/models") {
+        return HttpResponse::Ok().json(
+            json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model" }] }),
+        );
+    }
+    if path.ends_with("/chat/completions") {
+        if body["stream"] == true {
+            let mut events = vec![
+                chunk_event("hello ", body),
+                chunk_event("from ", body),
+                chunk_event(api_key, body),
+            ];
+            if body["stream_options"]["include_usage"] == true {
+                events.push(format!(
+                    "data: {}\n\n",
+                    json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body["model"], "choices": [], "usage": { "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 } })
+                ));
+            }
+            events.push("data: [DONE]\n\n".to_owned());
+            let paced = stream::iter(
+                events
+                    .into_iter()
+                    .map(|e| Ok::<_, actix_web::Error>(Bytes::from(e))),
+            );
+            return HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(paced);
+        }
+        return HttpResponse::Ok().json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": body["model"],
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": format!("hello from {api_key}") }, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15 },
+            "system_fingerprint": "fp_fake"
+        }));
+    }
+    if path.ends_with("/embeddings") {
+        return HttpResponse::Ok().json(json!({
+            "object": "list", "model": body["model"],
+            "data": [{ "object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3] }],
+            "usage": { "prompt_tokens": 4, "total_tokens": 4 }
+        }));
+    }
+    if path.ends_with("/images/generations") {
+        return HttpResponse::Ok()
+            .json(json!({ "created": 1, "data": [{ "url": "https://images.example/fake.png" }] }));
+    }
+    if path.ends_with("/audio/speech") {
+        let audio: Vec<Result<Bytes, actix_web::Error>> = vec![
+            Ok(Bytes::from_static(b"FAKE")),
+            Ok(Bytes::from_static(b"AUDIO")),
+        ];
+        return HttpResponse::Ok()
+            .content_type("audio/mpeg")
+            .streaming(stream::iter(audio));
+    }
+    if path.ends_with("/audio/transcriptions") {
+        return HttpResponse::Ok().json(json!({ "text": format!("heard {body_len} bytes") }));
+    }
+    HttpResponse::NotFound().json(json!({ "error": { "message": format!("fake has no {path}") } }))
+}
+
+fn chunk_event(content: &str, body: &Value) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body["model"],
+        "choices": [{ "index": 0, "delta": { "content": content }, "finish_reason": null }]
+    });
+    format!("data: {chunk}\n\n")
+}
