@@ -4,7 +4,7 @@
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,8 @@ pub enum Behaviour {
     Hang,
     /// Streams two chunks, then drops the connection.
     DieMidStream,
+    /// Streams a chunk every 20 ms for 10 s; records when the stream is dropped.
+    SlowStream,
 }
 
 #[derive(Debug, Clone)]
@@ -44,19 +46,29 @@ struct Script {
     log: Vec<Logged>,
 }
 
+/// How far the last `SlowStream` got before it was dropped (chunks sent), once it was dropped.
+#[derive(Default)]
+struct SlowStreamProbe {
+    dropped_after: Mutex<Option<usize>>,
+}
+
 #[derive(Clone)]
 pub struct FakeProvider {
     pub url: String,
     script: Arc<Mutex<Script>>,
+    probe: Arc<SlowStreamProbe>,
 }
 
 impl FakeProvider {
     pub async fn start() -> FakeProvider {
         let script = Arc::new(Mutex::new(Script::default()));
+        let probe = Arc::new(SlowStreamProbe::default());
         let data = web::Data::from(script.clone());
+        let probe_data = web::Data::from(probe.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(probe_data.clone())
                 .default_service(web::to(serve))
         })
         .workers(1)
@@ -67,6 +79,7 @@ impl FakeProvider {
         FakeProvider {
             url: format!("http://127.0.0.1:{port}"),
             script,
+            probe,
         }
     }
 
@@ -94,6 +107,11 @@ impl FakeProvider {
         self.script.lock().expect("script").log.clone()
     }
 
+    /// Chunks the slow stream had sent when it was dropped; `None` while it still runs.
+    pub fn slow_stream_dropped_after(&self) -> Option<usize> {
+        *self.probe.dropped_after.lock().expect("probe")
+    }
+
     /// Calls made with `api_key` (any path).
     pub fn calls(&self, api_key: &str) -> usize {
         self.requests()
@@ -113,7 +131,12 @@ fn behaviour_for(script: &Mutex<Script>, logged: Logged) -> Behaviour {
     script.standing.get(&key).cloned().unwrap_or(Behaviour::Ok)
 }
 
-async fn serve(req: HttpRequest, body: Bytes, script: web::Data<Mutex<Script>>) -> HttpResponse {
+async fn serve(
+    req: HttpRequest,
+    body: Bytes,
+    script: web::Data<Mutex<Script>>,
+    probe: web::Data<SlowStreamProbe>,
+) -> HttpResponse {
     let api_key = req
         .headers()
         .get("authorization")
@@ -151,18 +174,52 @@ async fn serve(req: HttpRequest, body: Bytes, script: web::Data<Mutex<Script>>) 
             HttpResponse::Ok().finish()
         }
         Behaviour::DieMidStream => {
-            let chunks = vec![
-                Ok(Bytes::from(chunk_event("par", &json_body))),
-                Ok(Bytes::from(chunk_event("tial", &json_body))),
-                Err(actix_web::error::ErrorInternalServerError(
-                    "connection lost",
-                )),
+            // Pace the chunks so they leave the socket before the connection is cut.
+            let events = [
+                chunk_event("par", &json_body),
+                chunk_event("tial", &json_body),
             ];
+            let chunks =
+                stream::iter(events.map(Some).into_iter().chain([None])).then(|event| async move {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    event.map(Bytes::from).ok_or_else(|| {
+                        actix_web::error::ErrorInternalServerError("connection lost")
+                    })
+                });
             HttpResponse::Ok()
                 .content_type("text/event-stream")
-                .streaming(stream::iter(chunks))
+                .streaming(chunks)
         }
+        Behaviour::SlowStream => slow_stream(probe.into_inner(), json_body),
     }
+}
+
+/// Counts chunks sent and records the count when the response stream is dropped.
+struct DropRecorder {
+    probe: Arc<SlowStreamProbe>,
+    sent: usize,
+}
+
+impl Drop for DropRecorder {
+    fn drop(&mut self) {
+        *self.probe.dropped_after.lock().expect("probe") = Some(self.sent);
+    }
+}
+
+fn slow_stream(probe: Arc<SlowStreamProbe>, body: Value) -> HttpResponse {
+    let recorder = DropRecorder { probe, sent: 0 };
+    let chunks = stream::unfold((recorder, body), |(mut recorder, body)| async move {
+        if recorder.sent >= 500 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        recorder.sent += 1;
+        let event = Bytes::from(chunk_event("tick ", &body));
+        Some((Ok::<_, actix_web::Error>(event), (recorder, body)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(chunks)
 }
 
 fn ok(path: &str, api_key: &str, body: &Value, body_len: usize) -> HttpResponse {
