@@ -5,13 +5,14 @@
 
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
-use crate::gate::{chat, models, status};
+use crate::gate::{chat, media, models, status};
 use crate::{brands, tokens, vault};
 use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
-use actix_web::{ResponseError, web};
+use actix_web::{FromRequest, Handler, Responder, ResponseError, web};
 
 /// Mounts every route. Called once per worker by `run()`.
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
@@ -64,11 +65,23 @@ fn gateway() -> actix_web::Scope {
                 .wrap(catalog())
                 .get(models::list_providers),
         )
-        .service(
-            web::resource("/chat/completions")
-                .wrap(from_fn(auth::require(Scope::GateChat)))
-                .post(chat::chat_completions),
-        )
+        .service(generating("/chat/completions", chat::chat_completions))
+        .service(generating("/embeddings", media::embeddings))
+        .service(generating("/images/generations", media::images))
+        .service(generating("/audio/speech", media::speech))
+        .service(generating("/audio/transcriptions", media::transcriptions))
+}
+
+/// A `POST` route that generates content: needs `gate:chat`.
+fn generating<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory + use<F, Args>
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .wrap(from_fn(auth::require(Scope::GateChat)))
+        .route(web::post().to(handler))
 }
 
 /// Renders actix's own bodiless errors (405 from a resource) in the JSON envelope.

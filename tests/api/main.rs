@@ -13,6 +13,7 @@ mod chat;
 mod fake_provider;
 mod helpers;
 mod logs;
+mod media;
 mod robustness;
 mod storage;
 mod streaming;

@@ -1,0 +1,393 @@
+//! The OpenAI-only endpoints: embeddings, image generation, speech and transcription.
+//!
+//! They route like chat (brand's own OpenAI keys, then shared, then pool; fallback across keys),
+//! but only to OpenAI, and answer 503 `no_openai_key` when no OpenAI key is usable.
+
+use crate::auth::Principal;
+use crate::catalog::{Catalog, Model};
+use crate::error::{ApiError, ErrorCode};
+use crate::json;
+use crate::providers::{Endpoint, ErrorKind, ProviderError};
+use crate::routing::{self, Plan, Served};
+use crate::state::AppState;
+use actix_multipart::Multipart;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+const VOICES: [&str; 6] = ["alloy", "echo", "fable", "onyx", "nova", "shimmer"];
+const AUDIO_FORMATS: [(&str, &str); 6] = [
+    ("mp3", "audio/mpeg"),
+    ("opus", "audio/opus"),
+    ("aac", "audio/aac"),
+    ("flac", "audio/flac"),
+    ("wav", "audio/wav"),
+    ("pcm", "audio/pcm"),
+];
+/// OpenAI's limit on an uploaded audio file.
+pub const TRANSCRIPTION_LIMIT: usize = 25 * 1024 * 1024;
+
+/// The OpenAI models `requested` may use for `capability`. Aliases are accepted only where the
+/// contract allows them (`agent/embed*`); anything else must name an OpenAI model with that
+/// capability: an unknown id is 404, a model of another kind or provider is 400.
+fn openai_chain<'a>(
+    catalog: &'a Catalog,
+    requested: &str,
+    capability: &str,
+    aliases: bool,
+) -> Result<Vec<&'a Model>, ApiError> {
+    if aliases && let Some(alias) = catalog.alias(requested) {
+        let chain: Vec<&Model> = alias
+            .models
+            .iter()
+            .filter_map(|m| catalog.model(m))
+            .filter(|m| m.provider == "openai" && m.has(capability))
+            .collect();
+        if !chain.is_empty() {
+            return Ok(chain);
+        }
+    }
+    let Some(model) = catalog.model(requested) else {
+        return Err(ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("model `{requested}` does not exist"),
+        )
+        .with_param("model"));
+    };
+    if model.provider != "openai" || !model.has(capability) {
+        return Err(ApiError::invalid_field(
+            "model",
+            format!("`{requested}` is not an OpenAI {capability} model"),
+        ));
+    }
+    Ok(vec![model])
+}
+
+fn plan_for(
+    state: &AppState,
+    principal: &Principal,
+    requested: &str,
+    capability: &str,
+    aliases: bool,
+) -> Result<Plan, ApiError> {
+    let catalog = state.catalog.load();
+    let chain = openai_chain(&catalog, requested, capability, aliases)?;
+    Ok(routing::plan_models(
+        &state.vault.snapshot(),
+        &state.health,
+        principal.brand_id,
+        requested,
+        chain,
+    ))
+}
+
+fn required_str<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    max_chars: usize,
+) -> Result<&'a str, ApiError> {
+    let text = body
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty());
+    let text = text.ok_or_else(|| ApiError::invalid_field(field, "is required"))?;
+    if text.chars().count() > max_chars {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(text)
+}
+
+fn with_model(body: &Map<String, Value>, model: &Model) -> Vec<u8> {
+    let mut body = body.clone();
+    body.insert("model".into(), Value::String(model.provider_model.clone()));
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// POSTs JSON and returns the upstream response once its head arrived.
+async fn post_json(
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    path: &'static str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<reqwest::Response, ProviderError> {
+    let request = endpoint
+        .request(&http, Method::POST, path)
+        .header(CONTENT_TYPE.as_str(), "application/json")
+        .body(body);
+    endpoint.send(request, Some(timeout)).await
+}
+
+/// Reads a JSON answer fully and puts the gateway's model id in it.
+async fn json_answer(served: Served<reqwest::Response>) -> Result<HttpResponse, ApiError> {
+    let bytes = served
+        .value
+        .bytes()
+        .await
+        .map_err(|e| upstream_failed(ProviderError::from_reqwest(e)))?;
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        upstream_failed(ProviderError::new(
+            ErrorKind::Decode,
+            None,
+            "upstream answered with a body that is not JSON",
+        ))
+    })?;
+    if value.get("model").is_some() {
+        value["model"] = Value::String(served.model.id.clone());
+    }
+    Ok(HttpResponse::Ok().json(value))
+}
+
+fn upstream_failed(err: ProviderError) -> ApiError {
+    ApiError::new(ErrorCode::UpstreamError, err.message)
+}
+
+pub async fn embeddings(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Map<String, Value> = json::parse(&body)?;
+    let requested = required_str(&body, "model", 200)?;
+    if body.get("input").is_none_or(Value::is_null) {
+        return Err(ApiError::invalid_field(
+            "input",
+            "is required: a string or an array",
+        ));
+    }
+    let plan = plan_for(&state, &principal, requested, "embeddings", true)?;
+    let timeout = state.config.upstream.timeout();
+    let served =
+        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+            post_json(
+                state.http.clone(),
+                endpoint,
+                "/embeddings",
+                with_model(&body, &model),
+                timeout,
+            )
+        })
+        .await?;
+    json_answer(served).await
+}
+
+pub async fn images(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Map<String, Value> = json::parse(&body)?;
+    required_str(&body, "prompt", 4000)?;
+    let requested = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("dall-e-2");
+    let plan = plan_for(&state, &principal, requested, "image_generation", false)?;
+    let timeout = state.config.upstream.timeout();
+    let served =
+        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+            post_json(
+                state.http.clone(),
+                endpoint,
+                "/images/generations",
+                with_model(&body, &model),
+                timeout,
+            )
+        })
+        .await?;
+    json_answer(served).await
+}
+
+pub async fn speech(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Map<String, Value> = json::parse(&body)?;
+    let requested = required_str(&body, "model", 200)?;
+    required_str(&body, "input", 4096)?;
+    let voice = body
+        .get("voice")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !VOICES.contains(&voice) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidVoice,
+            format!("`voice` must be one of {}", VOICES.join(", ")),
+        )
+        .with_param("voice"));
+    }
+    let format = body
+        .get("response_format")
+        .and_then(Value::as_str)
+        .unwrap_or("mp3");
+    let Some((_, content_type)) = AUDIO_FORMATS.iter().find(|(name, _)| *name == format) else {
+        let names: Vec<&str> = AUDIO_FORMATS.iter().map(|(n, _)| *n).collect();
+        return Err(ApiError::new(
+            ErrorCode::InvalidResponseFormat,
+            format!("`response_format` must be one of {}", names.join(", ")),
+        )
+        .with_param("response_format"));
+    };
+    let plan = plan_for(&state, &principal, requested, "speech", false)?;
+    let timeout = state.config.upstream.timeout();
+    let served =
+        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+            post_json(
+                state.http.clone(),
+                endpoint,
+                "/audio/speech",
+                with_model(&body, &model),
+                timeout,
+            )
+        })
+        .await?;
+    // Audio is relayed as it arrives, never buffered whole.
+    Ok(HttpResponse::Ok()
+        .content_type(*content_type)
+        .streaming(served.value.bytes_stream()))
+}
+
+/// A parsed transcription upload.
+struct Upload {
+    file: Bytes,
+    file_name: String,
+    file_type: String,
+    fields: Vec<(String, String)>,
+}
+
+pub async fn transcriptions(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > TRANSCRIPTION_LIMIT + 64 * 1024) {
+        return Err(too_large());
+    }
+    let upload = read_upload(payload).await?;
+    let requested = upload
+        .fields
+        .iter()
+        .find(|(k, _)| k == "model")
+        .map(|(_, v)| v.clone());
+    let requested = requested.ok_or_else(|| ApiError::invalid_field("model", "is required"))?;
+    let plan = plan_for(&state, &principal, &requested, "transcription", false)?;
+    let timeout = state.config.upstream.timeout();
+    let served =
+        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+            let form = form_for(&upload, &model);
+            let http = state.http.clone();
+            async move {
+                let form = form.map_err(|e| ProviderError::new(ErrorKind::Client, None, e))?;
+                endpoint
+                    .send(
+                        endpoint
+                            .request(&http, Method::POST, "/audio/transcriptions")
+                            .multipart(form),
+                        Some(timeout),
+                    )
+                    .await
+            }
+        })
+        .await?;
+    let content_type = served
+        .value
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let bytes = served
+        .value
+        .bytes()
+        .await
+        .map_err(|e| upstream_failed(ProviderError::from_reqwest(e)))?;
+    Ok(HttpResponse::Ok().content_type(content_type).body(bytes))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        "the audio file is larger than 25 MiB",
+    )
+    .with_param("file")
+}
+
+async fn read_upload(mut payload: Multipart) -> Result<Upload, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid multipart body: {e}"),
+        )
+    };
+    let mut upload = Upload {
+        file: Bytes::new(),
+        file_name: String::new(),
+        file_type: String::new(),
+        fields: Vec::new(),
+    };
+    let mut has_file = false;
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|e| bad(&e))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            upload.file_name = field
+                .content_disposition()
+                .and_then(|d| d.get_filename())
+                .unwrap_or("audio")
+                .to_owned();
+            upload.file_type = field
+                .content_type()
+                .map_or("application/octet-stream".to_owned(), |m| m.to_string());
+            upload.file = field
+                .bytes(TRANSCRIPTION_LIMIT)
+                .await
+                .map_err(|_| too_large())?
+                .map_err(|e| bad(&e))?;
+            has_file = true;
+        } else {
+            let value = field
+                .bytes(64 * 1024)
+                .await
+                .map_err(|_| ApiError::invalid_field(&name, "is too long"))?
+                .map_err(|e| bad(&e))?;
+            let value = String::from_utf8(value.to_vec())
+                .map_err(|_| ApiError::invalid_field(&name, "must be UTF-8 text"))?;
+            upload.fields.push((name, value));
+        }
+    }
+    if !has_file || upload.file.is_empty() {
+        return Err(ApiError::invalid_field(
+            "file",
+            "is required: the audio to transcribe",
+        ));
+    }
+    Ok(upload)
+}
+
+fn form_for(upload: &Upload, model: &Model) -> Result<reqwest::multipart::Form, String> {
+    let file = reqwest::multipart::Part::bytes(upload.file.to_vec())
+        .file_name(upload.file_name.clone())
+        .mime_str(&upload.file_type)
+        .map_err(|_| "the file's content type is invalid".to_owned())?;
+    let mut form = reqwest::multipart::Form::new()
+        .part("file", file)
+        .text("model", model.provider_model.clone());
+    for (name, value) in upload.fields.iter().filter(|(k, _)| k != "model") {
+        form = form.text(name.clone(), value.clone());
+    }
+    Ok(form)
+}
