@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use spidergate::brands::{self, NewBrand};
 use spidergate::config::Config;
+use spidergate::vault::{self, VaultCipher};
 use spidergate::{auth::TokenCache, storage, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,18 @@ enum Command {
     /// Manage brands (tenants) directly in the database.
     #[command(subcommand)]
     Brand(BrandCommand),
+    /// Vault keys: generate one, or move every stored credential under the first configured key.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Print a new random Fernet key for `SPIDERGATE_VAULT_KEY`.
+    GenerateKey,
+    /// Re-encrypt every stored credential under the first vault key (after putting a new key
+    /// first). Run it with the old key still listed; remove the old key afterwards.
+    ReEncrypt,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +73,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Brand(command) => brand(config, command).await,
+        Command::Vault(command) => vault(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,6 +87,25 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     spidergate::run(config).await?.serve().await
+}
+
+async fn vault(config: Config, command: VaultCommand) -> anyhow::Result<()> {
+    match command {
+        VaultCommand::GenerateKey => println!("{}", fernet::Fernet::generate_key()),
+        VaultCommand::ReEncrypt => {
+            let Some(cipher) = VaultCipher::from_keys(&config.vault.keys)? else {
+                anyhow::bail!(
+                    "no vault key configured: set SPIDERGATE_VAULT_KEY to \"NEW_KEY,OLD_KEY\""
+                );
+            };
+            let db = storage::connect(&config.database).await?;
+            let count = vault::reencrypt_all(&db, &cipher).await?;
+            eprintln!(
+                "Re-encrypted {count} credential(s) under the first vault key. Running servers keep working; the old key can be removed from their config once they restart."
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn brand(config: Config, command: BrandCommand) -> anyhow::Result<()> {

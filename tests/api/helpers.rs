@@ -200,13 +200,26 @@ impl Reply {
 impl TestApp {
     /// Stops this server gracefully and starts a new one on the same database and config.
     pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}, |_| async {}).await
+    }
+
+    /// Stops this server, runs `between` with its config while nothing serves, then starts a
+    /// new server on the same database with `change` applied to the config.
+    pub async fn restart_with<F: std::future::Future<Output = ()>>(
+        self,
+        change: impl FnOnce(&mut Config),
+        between: impl FnOnce(Config) -> F,
+    ) -> TestApp {
         self.handle.stop(true).await;
         // `serve` writes in-memory state after the HTTP server stops; wait for it.
         self.serving
             .await
             .expect("serve task")
             .expect("clean shutdown");
-        start(self.config, self.db, self.fake).await
+        let mut config = self.config;
+        change(&mut config);
+        between(config.clone()).await;
+        start(config, self.db, self.fake).await
     }
 
     pub async fn request(

@@ -10,9 +10,17 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_spidergate");
 const VAULT_KEY: &str = "vQkPm3Xo0s7zk9Jc4v2H5n8Lr6Tg1Yb0Wc3Ed7Fa9Ug=";
 
-fn command(db_url: &str, admin: &str) -> Command {
+fn command(db_url: &str, admin: &str, fake_url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
+        .env(
+            "SPIDERGATE_PROVIDERS__GROQ__BASE_URL",
+            format!("{fake_url}/groq/v1"),
+        )
+        .env(
+            "SPIDERGATE_PROVIDERS__OPENAI__BASE_URL",
+            format!("{fake_url}/openai/v1"),
+        )
         .env("RUST_LOG", "trace")
         .env("SPIDERGATE_DATABASE__URL", db_url)
         .env("SPIDERGATE_SERVER__PORT", "0")
@@ -33,9 +41,13 @@ impl Drop for Server {
 }
 
 /// Starts `spidergate serve`, returning the process, its port, and a channel of every stderr line.
-fn start_server(db_url: &str, admin: &str) -> (Server, u16, mpsc::Receiver<String>) {
+fn start_server(
+    db_url: &str,
+    admin: &str,
+    fake_url: &str,
+) -> (Server, u16, mpsc::Receiver<String>) {
     let mut child = Server(
-        command(db_url, admin)
+        command(db_url, admin, fake_url)
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts"),
@@ -70,6 +82,8 @@ fn start_server(db_url: &str, admin: &str) -> (Server, u16, mpsc::Receiver<Strin
 struct Api {
     client: reqwest::Client,
     base: String,
+    /// Every response body, to search for provider secrets.
+    seen: std::cell::RefCell<String>,
 }
 
 impl Api {
@@ -89,7 +103,12 @@ impl Api {
         }
         let response = req.send().await.expect("request");
         let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let text = response.text().await.expect("body");
+        // The fake echoes the serving key in its completions; that text is upstream content.
+        if !path.contains("/chat/completions") {
+            self.seen.borrow_mut().push_str(&text);
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
@@ -101,7 +120,8 @@ async fn no_secret_appears_in_logs_at_any_level() {
     let admin = format!("admin-{}", uuid::Uuid::new_v4().simple());
 
     // The CLI's own logs count too.
-    let created = command(&db_url, &admin)
+    let fake = crate::fake_provider::FakeProvider::start().await;
+    let created = command(&db_url, &admin, &fake.url)
         .args(["brand", "create", "Acme"])
         .output()
         .expect("cli runs");
@@ -116,11 +136,12 @@ async fn no_secret_appears_in_logs_at_any_level() {
         .to_owned();
     let mut logs = String::from_utf8_lossy(&created.stderr).into_owned();
 
-    let (mut child, port, lines) = start_server(&db_url, &admin);
+    let (mut child, port, lines) = start_server(&db_url, &admin, &fake.url);
     spidergate::install_tls_provider();
     let api = Api {
         client: reqwest::Client::new(),
         base: format!("http://127.0.0.1:{port}"),
+        seen: Default::default(),
     };
     let mut secrets = vec![admin.clone(), VAULT_KEY.to_owned(), cli_credential.clone()];
 
@@ -227,6 +248,17 @@ async fn no_secret_appears_in_logs_at_any_level() {
     api.call(Method::GET, "/api/v1/agent-keys", &pat, None)
         .await;
 
+    let provider_secrets = exercise_the_vault(&api, &credential, &admin, &fake).await;
+    secrets.extend(provider_secrets.iter().cloned());
+    let responses = api.seen.borrow().clone();
+    for secret in &provider_secrets {
+        assert!(
+            !responses.contains(secret.as_str()),
+            "a provider key reached a response: {}…",
+            &secret[..8]
+        );
+    }
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
         .status();
@@ -255,4 +287,163 @@ async fn no_secret_appears_in_logs_at_any_level() {
             );
         }
     }
+}
+
+/// Every vault route plus the generating routes, with known provider secrets; returns them.
+async fn exercise_the_vault(
+    api: &Api,
+    credential: &str,
+    admin: &str,
+    fake: &crate::fake_provider::FakeProvider,
+) -> Vec<String> {
+    use crate::fake_provider::Behaviour;
+    use reqwest::Method;
+    let brand_key = "gsk_LOGTEST_brand_secret_0001";
+    let bad_key = "gsk_LOGTEST_bad_secret_0001";
+    let pool_key = "sk-LOGTEST-pool-secret-0001";
+    let tested_key = "gsk_LOGTEST_tested_secret_01";
+    fake.set(bad_key, Behaviour::Unauthorized);
+    let add = |key: &'static str, primary: bool| json!({ "provider_name": "groq", "credentials": { "api_key": key }, "is_primary": primary });
+    let (status, good) = api
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            credential,
+            Some(add(brand_key, false)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{good}");
+    let id = good["integration"]["id"].clone();
+    let (_, bad) = api
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            credential,
+            Some(add(bad_key, true)),
+        )
+        .await;
+    let pool = json!({ "provider_name": "openai", "credentials": { "api_key": pool_key } });
+    assert_eq!(
+        api.call(Method::POST, "/api/v1/admin/pool-keys", admin, Some(pool))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let chat = json!({ "model": "groq/llama-3.1-8b-instant", "messages": [{ "role": "user", "content": "hi" }] });
+    for _ in 0..3 {
+        assert_eq!(
+            api.call(
+                Method::POST,
+                "/api/gate/v1/chat/completions?include_route_trace=true",
+                credential,
+                Some(chat.clone())
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+    }
+    let mut stream = chat.clone();
+    stream["stream"] = json!(true);
+    api.call(
+        Method::POST,
+        "/api/gate/v1/chat/completions",
+        credential,
+        Some(stream),
+    )
+    .await;
+    let embed = json!({ "model": "agent/embed", "input": "x" });
+    assert_eq!(
+        api.call(
+            Method::POST,
+            "/api/gate/v1/embeddings",
+            credential,
+            Some(embed)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    for path in [
+        "/api/v1/integrations",
+        "/api/v1/integrations/health",
+        "/api/v1/admin/pool-keys",
+    ] {
+        let bearer = if path.contains("admin") {
+            admin
+        } else {
+            credential
+        };
+        assert_eq!(
+            api.call(Method::GET, path, bearer, None).await.0,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let bad_id = bad["integration"]["id"].clone();
+    let (_, disabled) = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{bad_id}"),
+            credential,
+            None,
+        )
+        .await;
+    assert!(
+        disabled["integration"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{disabled}"
+    );
+    api.call(
+        Method::PATCH,
+        &format!("/api/v1/integrations/{id}"),
+        credential,
+        Some(json!({ "key_label": "renamed" })),
+    )
+    .await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/integrations/{id}/reset-health"),
+        credential,
+        None,
+    )
+    .await;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/integrations/{id}/test"),
+        credential,
+        None,
+    )
+    .await;
+    let test = json!({ "provider_name": "groq", "credentials": { "api_key": tested_key } });
+    api.call(
+        Method::POST,
+        "/api/v1/integrations/test",
+        credential,
+        Some(test),
+    )
+    .await;
+    let dup = api
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            credential,
+            Some(add(brand_key, false)),
+        )
+        .await;
+    assert_eq!(dup.0, StatusCode::CONFLICT);
+    api.call(
+        Method::DELETE,
+        &format!("/api/v1/integrations/{id}"),
+        credential,
+        None,
+    )
+    .await;
+    vec![
+        brand_key.into(),
+        bad_key.into(),
+        pool_key.into(),
+        tested_key.into(),
+    ]
 }

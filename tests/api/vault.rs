@@ -368,3 +368,67 @@ async fn a_pat_needs_the_system_scope_for_the_vault() {
         StatusCode::OK
     );
 }
+
+#[actix_web::test]
+async fn rows_written_under_vault_key_1_survive_rotation_to_key_2() {
+    use crate::helpers::VAULT_KEY;
+    use spidergate::secret::Secret;
+    let key2 = fernet::Fernet::generate_key();
+    let app = spawn_app().await;
+    let (credential, token) = app.brand_with_token().await;
+    app.add_key(&credential, "groq", "gsk_rotating_0001", json!({}))
+        .await;
+    let duplicate =
+        json!({ "provider_name": "groq", "credentials": { "api_key": "gsk_rotating_0001" } });
+
+    // Key 2 first, key 1 kept: old rows still decrypt and still count as duplicates.
+    let both = vec![Secret::new(key2.clone()), Secret::new(VAULT_KEY)];
+    let app = app
+        .restart_with(|c| c.vault.keys = both.clone(), |_| async {})
+        .await;
+    assert_eq!(
+        app.chat(&token, "groq/llama-3.1-8b-instant").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post(INTEGRATIONS, Some(&credential), duplicate.clone())
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+
+    // Re-encrypt while stopped, then drop key 1 entirely.
+    let reencrypt = |config: spidergate::config::Config| async move {
+        let db = spidergate::storage::connect(&config.database)
+            .await
+            .expect("database");
+        let cipher = spidergate::vault::VaultCipher::from_keys(&config.vault.keys)
+            .expect("keys")
+            .expect("configured");
+        assert_eq!(
+            spidergate::vault::reencrypt_all(&db, &cipher)
+                .await
+                .expect("re-encrypt"),
+            1
+        );
+    };
+    let app = app.restart_with(|_| {}, reencrypt).await;
+    let app = app
+        .restart_with(
+            |c| c.vault.keys = vec![Secret::new(key2.clone())],
+            |_| async {},
+        )
+        .await;
+    let reply = app.chat(&token, "groq/llama-3.1-8b-instant").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        app.fake.requests().last().expect("call").api_key,
+        "gsk_rotating_0001"
+    );
+    assert_eq!(
+        app.post(INTEGRATIONS, Some(&credential), duplicate)
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+}
