@@ -119,8 +119,14 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
 /// Everything the handlers share, loaded once; after this nothing on the hot path reads the database.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     install_tls_provider();
-    let catalog = Catalog::load(&config.providers)?;
+    let mut catalog = Catalog::load(&config.providers)?;
     let db = storage::connect(&config.database).await?;
+    for (alias, models) in catalog::load_overrides(&db).await? {
+        match catalog.with_chain(&alias, models) {
+            Ok(updated) => catalog = updated,
+            Err(err) => tracing::warn!(alias, "ignoring a stored alias override: {err}"),
+        }
+    }
     let auth = TokenCache::default();
     let brands = brands::load_into_cache(&db, &auth).await?;
     let client_ids: HashMap<i32, Arc<str>> = brands

@@ -6,7 +6,7 @@
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
 use crate::gate::{chat, media, models, status};
-use crate::{brands, tokens, vault};
+use crate::{brands, catalog, tokens, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::ServiceResponse;
@@ -35,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
             web::scope("/api/v1/admin")
                 .wrap(from_fn(auth::operator_only))
                 .configure(brands::admin::configure)
+                .configure(catalog::admin::configure)
                 .service(web::scope("/pool-keys").configure(vault::admin::configure)),
         )
         .default_service(web::to(unknown_route));

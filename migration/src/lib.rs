@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_brands;
 mod m20261122_000002_create_agent_tokens;
 mod m20261122_000003_create_integrations;
+mod m20261122_000004_create_alias_overrides;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_brands::Migration),
             Box::new(m20261122_000002_create_agent_tokens::Migration),
             Box::new(m20261122_000003_create_integrations::Migration),
+            Box::new(m20261122_000004_create_alias_overrides::Migration),
         ]
     }
 }

@@ -68,7 +68,7 @@ struct File {
 }
 
 /// The whole catalog, indexed. Immutable once built; replaced as a whole when it changes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
     providers: Vec<Provider>,
     models: Vec<Model>,
@@ -128,6 +128,34 @@ impl Catalog {
             model_index,
             alias_index,
         })
+    }
+
+    /// A copy with alias `id`'s chain replaced. 404 for an unknown alias; 400 naming an unknown
+    /// model or an empty chain.
+    pub fn with_chain(
+        &self,
+        id: &str,
+        models: Vec<String>,
+    ) -> Result<Catalog, crate::error::ApiError> {
+        use crate::error::ApiError;
+        let Some(&at) = self.alias_index.get(id) else {
+            return Err(ApiError::not_found("alias"));
+        };
+        if models.is_empty() {
+            return Err(ApiError::invalid_field(
+                "models",
+                "must name at least one model",
+            ));
+        }
+        if let Some(unknown) = models.iter().find(|m| !self.model_index.contains_key(*m)) {
+            return Err(ApiError::invalid_field(
+                "models",
+                format!("`{unknown}` is not a model of the catalog"),
+            ));
+        }
+        let mut updated = self.clone();
+        updated.aliases[at].models = models;
+        Ok(updated)
     }
 
     pub fn providers(&self) -> &[Provider] {

@@ -6,6 +6,9 @@
 //!
 //! Invariants: every alias entry names a model of the catalog; every model names a provider.
 
+pub mod admin;
 mod data;
+mod store;
 
 pub use data::{Alias, Catalog, Model, Provider};
+pub use store::load_overrides;

@@ -184,3 +184,87 @@ async fn aliases_and_providers_list_the_whole_catalog() {
         assert!(!cloudflare[field].is_null(), "provider.{field}");
     }
 }
+
+#[actix_web::test]
+async fn the_operator_replaces_an_alias_chain_without_restart_and_it_persists() {
+    let app = spawn_app().await;
+    let admin = Some(app.admin_token.as_str());
+    let (credential, token) = app.brand_with_token().await;
+    app.add_key(
+        &credential,
+        "mistral",
+        "mistral_key_00001",
+        serde_json::json!({}),
+    )
+    .await;
+    let chain = serde_json::json!({ "models": ["mistral/mistral-small-latest"] });
+    let replaced = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/admin/aliases/spideriq/fast",
+            admin,
+            Some(chain),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(
+        replaced.body["models"],
+        serde_json::json!(["mistral/mistral-small-latest"])
+    );
+
+    let served = app.chat(&token, "spideriq/fast").await;
+    assert_eq!(
+        served.body["model"], "mistral/mistral-small-latest",
+        "{}",
+        served.body
+    );
+    let public = app.get("/api/gate/v1/aliases", None).await.body;
+    let fast = public["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|a| a["id"] == "spideriq/fast")
+        .expect("alias")
+        .clone();
+    assert_eq!(
+        fast["models"],
+        serde_json::json!(["mistral/mistral-small-latest"])
+    );
+
+    let app = app.restart().await;
+    let after = app
+        .get(
+            "/api/v1/admin/aliases/spideriq/fast",
+            Some(&app.admin_token),
+        )
+        .await;
+    assert_eq!(
+        after.body["models"],
+        serde_json::json!(["mistral/mistral-small-latest"])
+    );
+
+    let bad = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/admin/aliases/spideriq/fast",
+            Some(&app.admin_token),
+            Some(serde_json::json!({ "models": ["ghost"] })),
+        )
+        .await;
+    bad.assert_error(400, "invalid_request");
+    let unknown = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/admin/aliases/spideriq/nope",
+            Some(&app.admin_token),
+            Some(serde_json::json!({ "models": ["gpt-4o"] })),
+        )
+        .await;
+    unknown.assert_error(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/admin/aliases", Some(&credential))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -575,3 +575,53 @@ async fn daily_limits_are_exact_under_concurrency_and_spill_to_the_next_key() {
         .body;
     assert_eq!(listed["integrations"][0]["daily_count"], 7);
 }
+
+#[actix_web::test]
+async fn an_alias_tries_models_with_a_healthy_key_first() {
+    let app = spawn_app().await;
+    let (credential, token) = app.brand_with_token().await;
+    let aliases = app.get("/api/gate/v1/aliases", None).await.body;
+    let chain = aliases["data"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .find(|a| a["id"] == "spideriq/fast")
+        .expect("alias")["models"]
+        .clone();
+    let provider_of = |model: &str| {
+        model
+            .split('/')
+            .next()
+            .filter(|_| model.contains('/'))
+            .unwrap_or("openai")
+            .to_owned()
+    };
+    let (first, second) = (
+        provider_of(chain[0].as_str().expect("id")),
+        provider_of(chain[1].as_str().expect("id")),
+    );
+    app.add_key(&credential, &first, "first_key_goes_bad", json!({}))
+        .await;
+    app.add_key(&credential, &second, "second_key_is_fine", json!({}))
+        .await;
+    app.fake.set("first_key_goes_bad", Behaviour::ServerError);
+    for _ in 0..3 {
+        app.chat(&token, "spideriq/fast").await;
+    }
+    let calls_while_failing = app.fake.calls("first_key_goes_bad");
+    assert_eq!(
+        calls_while_failing, 3,
+        "three failures make the key unhealthy"
+    );
+    let reply = app.chat(&token, "spideriq/fast").await;
+    assert_eq!(reply.body["model"], chain[1]);
+    assert_eq!(
+        app.fake.calls("first_key_goes_bad"),
+        calls_while_failing,
+        "the unhealthy model is not even tried"
+    );
+    assert_eq!(
+        reply.headers["x-spidergate-fallback-from"],
+        chain[0].as_str().expect("id")
+    );
+}

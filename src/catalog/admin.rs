@@ -1,0 +1,60 @@
+//! Operator endpoints for task aliases: `GET /api/v1/admin/aliases`, `PUT /api/v1/admin/aliases/{id}`.
+//! A new chain is stored, then the catalog snapshot is replaced: it takes effect without restart.
+
+use super::store;
+use crate::error::ApiError;
+use crate::json::Json;
+use crate::state::AppState;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/aliases").get(list_aliases))
+        .service(
+            web::resource("/aliases/{alias_id:.+}")
+                .get(get_alias)
+                .put(replace_chain),
+        );
+}
+
+async fn list_aliases(state: web::Data<AppState>) -> HttpResponse {
+    let catalog = state.catalog.load();
+    let data: Vec<_> = catalog
+        .aliases()
+        .iter()
+        .map(|a| json!({ "id": a.id, "use_case": a.use_case, "models": a.models }))
+        .collect();
+    HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
+}
+
+async fn get_alias(
+    state: web::Data<AppState>,
+    alias_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let catalog = state.catalog.load();
+    let alias = catalog
+        .alias(&alias_id)
+        .ok_or_else(|| ApiError::not_found("alias"))?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "id": alias.id, "use_case": alias.use_case, "models": alias.models })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceChain {
+    models: Vec<String>,
+}
+
+async fn replace_chain(
+    state: web::Data<AppState>,
+    alias_id: web::Path<String>,
+    body: Json<ReplaceChain>,
+) -> Result<HttpResponse, ApiError> {
+    let models = body.into_inner().models;
+    let updated = state.catalog.load().with_chain(&alias_id, models.clone())?;
+    store::save_override(&state.db, &alias_id, &models).await?;
+    state.catalog.store(std::sync::Arc::new(updated));
+    tracing::info!(alias = %alias_id, "alias chain replaced");
+    get_alias(state, alias_id).await
+}
