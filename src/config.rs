@@ -26,6 +26,9 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub routing: RoutingConfig,
     pub health: HealthConfig,
+    pub limits: LimitsConfig,
+    pub usage: UsageConfig,
+    pub traces: TracesConfig,
     pub log: LogConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
@@ -96,6 +99,43 @@ pub struct RoutingConfig {
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     pub cooldown_secs: u64,
+}
+
+impl HealthConfig {
+    pub fn cooldown(&self) -> Duration {
+        Duration::from_secs(self.cooldown_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub idle_secs: u64,
+}
+
+impl LimitsConfig {
+    pub fn idle_after(&self) -> Duration {
+        Duration::from_secs(self.idle_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageConfig {
+    pub flush_window_ms: u64,
+    pub batch_rows: usize,
+}
+
+impl UsageConfig {
+    pub fn flush_window(&self) -> Duration {
+        Duration::from_millis(self.flush_window_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    pub store_bodies: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +218,13 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+
+    /// How long a budget hold may stay unsettled before it is dropped: longer than any request
+    /// (every attempt timing out) plus a long stream.
+    pub fn hold_ttl(&self) -> Duration {
+        self.upstream.timeout() * self.routing.max_attempts.max(1) as u32
+            + Duration::from_secs(3600)
     }
 }
 

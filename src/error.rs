@@ -122,6 +122,7 @@ pub struct ApiError {
     message: Cow<'static, str>,
     param: Option<String>,
     retry_after: Option<Duration>,
+    rate_limit: Option<RateHeaders>,
     #[source]
     source: Option<anyhow::Error>,
 }
@@ -133,6 +134,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            rate_limit: None,
             source: None,
         }
     }
@@ -163,8 +165,31 @@ impl ApiError {
         self
     }
 
+    pub fn with_rate_limit(mut self, headers: RateHeaders) -> Self {
+        self.rate_limit = Some(headers);
+        self
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.code
+    }
+}
+
+/// `X-RateLimit-Limit-Requests`, `X-RateLimit-Remaining-Requests`, `X-RateLimit-Reset` (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHeaders {
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset: Duration,
+}
+
+impl RateHeaders {
+    pub fn apply(&self, response: &mut actix_web::HttpResponseBuilder) {
+        let reset = self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0);
+        response
+            .insert_header(("x-ratelimit-limit-requests", self.limit))
+            .insert_header(("x-ratelimit-remaining-requests", self.remaining))
+            .insert_header(("x-ratelimit-reset", reset));
     }
 }
 
@@ -198,6 +223,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if self.code.status() == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(headers) = &self.rate_limit {
+            headers.apply(&mut response);
         }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);

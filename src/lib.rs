@@ -11,6 +11,7 @@ pub mod error;
 pub mod gate;
 pub mod health;
 pub mod json;
+pub mod limits;
 pub mod money;
 pub mod providers;
 pub mod random;
@@ -21,13 +22,16 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tokens;
+pub mod usage;
 pub mod vault;
 
 use crate::auth::{Digest, TokenCache};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::health::Health;
+use crate::limits::Budgets;
 use crate::state::AppState;
+use crate::usage::UsageWriter;
 use crate::vault::{Vault, VaultCipher};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -67,6 +71,7 @@ impl App {
     /// then writes what is still only in memory.
     pub async fn serve(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        self.state.usage.flush().await;
         tokens::flush_last_used(&self.state.db, &self.state.auth, &self.last_used).await;
         tracing::info!("stopped");
         Ok(())
@@ -119,22 +124,9 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
 /// Everything the handlers share, loaded once; after this nothing on the hot path reads the database.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     install_tls_provider();
-    let mut catalog = Catalog::load(&config.providers)?;
     let db = storage::connect(&config.database).await?;
-    for (alias, models) in catalog::load_overrides(&db).await? {
-        match catalog.with_chain(&alias, models) {
-            Ok(updated) => catalog = updated,
-            Err(err) => tracing::warn!(alias, "ignoring a stored alias override: {err}"),
-        }
-    }
-    let auth = TokenCache::default();
-    let brands = brands::load_into_cache(&db, &auth).await?;
-    let client_ids: HashMap<i32, Arc<str>> = brands
-        .iter()
-        .map(|b| (b.id, b.client_id.as_str().into()))
-        .collect();
-    let tokens = tokens::load_into_cache(&db, &auth, &client_ids).await?;
-    tracing::info!(brands = brands.len(), tokens, "credentials loaded");
+    let catalog = load_catalog(&config, &db).await?;
+    let auth = load_credentials(&db).await?;
     let operator_token =
         (!config.admin.token.is_empty()).then(|| Digest::of(config.admin.token.expose()));
     let cipher = VaultCipher::from_keys(&config.vault.keys)?;
@@ -144,11 +136,25 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         );
     }
     let vault = Vault::start(&db, cipher).await?;
+    let now = chrono::Utc::now();
+    let period = limits::BudgetPeriod::containing(now, None);
+    let day_start = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let key_spend = usage::load_integration_spend(&db, period.start, day_start).await?;
     let providers = catalog.providers().iter().map(|p| p.id.clone());
-    let health = Health::start(
-        providers,
-        &vault,
-        Duration::from_secs(config.health.cooldown_secs),
+    let health = Health::start(providers, &vault, config.health.cooldown(), &key_spend);
+    let budgets = Budgets::new(
+        usage::load_token_seeds(&db, now).await?,
+        config.hold_ttl(),
+        config.limits.idle_after(),
+    );
+    let usage = UsageWriter::start(
+        db.clone(),
+        config.usage.flush_window(),
+        config.usage.batch_rows,
     );
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
@@ -165,5 +171,35 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         http,
         vault,
         health,
+        budgets,
+        usage,
     })
+}
+
+/// The built-in catalog with config overrides and the operator's stored alias chains.
+async fn load_catalog(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+) -> anyhow::Result<Catalog> {
+    let mut catalog = Catalog::load(&config.providers)?;
+    for (alias, models) in catalog::load_overrides(db).await? {
+        match catalog.with_chain(&alias, models) {
+            Ok(updated) => catalog = updated,
+            Err(err) => tracing::warn!(alias, "ignoring a stored alias override: {err}"),
+        }
+    }
+    Ok(catalog)
+}
+
+/// Every brand credential and agent token, as digests, into a fresh cache.
+async fn load_credentials(db: &sea_orm::DatabaseConnection) -> anyhow::Result<TokenCache> {
+    let auth = TokenCache::default();
+    let brands = brands::load_into_cache(db, &auth).await?;
+    let client_ids: HashMap<i32, Arc<str>> = brands
+        .iter()
+        .map(|b| (b.id, b.client_id.as_str().into()))
+        .collect();
+    let tokens = tokens::load_into_cache(db, &auth, &client_ids).await?;
+    tracing::info!(brands = brands.len(), tokens, "credentials loaded");
+    Ok(auth)
 }

@@ -5,6 +5,8 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::Health;
+use crate::limits::Budgets;
+use crate::usage::UsageWriter;
 use crate::vault::Vault;
 use arc_swap::ArcSwap;
 use sea_orm::DatabaseConnection;
@@ -29,4 +31,8 @@ pub struct AppState {
     pub vault: Vault,
     /// Per-provider key health and per-key counters.
     pub health: Health,
+    /// Per-token budget actors: rate windows and spend reservations.
+    pub budgets: Budgets,
+    /// The queue to the batched trace and ledger writer.
+    pub usage: UsageWriter,
 }

@@ -35,6 +35,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
 
+/// When the request reached the server; spans and latencies count from here.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
 fn next_request_id() -> HeaderValue {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -54,6 +58,7 @@ pub async fn request_context<B: MessageBody>(
     let id = next_request_id();
     let started = Instant::now();
     actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
+    actix_web::HttpMessage::extensions_mut(&req).insert(RequestStart(started));
     let method = req.method().clone();
     let mut res = next.call(req).await?;
     res.headers_mut().insert(REQUEST_ID, id.clone());

@@ -5,3 +5,5 @@ pub mod alias_override;
 pub mod brand;
 pub mod integration;
 pub mod prelude;
+pub mod token_usage_hourly;
+pub mod trace;

@@ -6,6 +6,7 @@ mod m20261122_000001_create_brands;
 mod m20261122_000002_create_agent_tokens;
 mod m20261122_000003_create_integrations;
 mod m20261122_000004_create_alias_overrides;
+mod m20261122_000005_create_traces;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_agent_tokens::Migration),
             Box::new(m20261122_000003_create_integrations::Migration),
             Box::new(m20261122_000004_create_alias_overrides::Migration),
+            Box::new(m20261122_000005_create_traces::Migration),
         ]
     }
 }

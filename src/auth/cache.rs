@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub struct BrandEntry {
     pub id: i32,
     pub client_id: Arc<str>,
+    pub anchor_day: Option<u32>,
     pub key_hash: Digest,
     pub secret_hash: Digest,
 }
@@ -42,6 +43,8 @@ pub struct TokenEntry {
     pub client_id: Arc<str>,
     pub scopes: Scopes,
     pub limits: TokenLimits,
+    /// The brand's billing anchor day: budget months start on it (`None` = the 1st).
+    pub anchor_day: Option<u32>,
     /// Unix seconds.
     pub expires_at: i64,
     pub revoked: bool,
@@ -85,6 +88,11 @@ impl TokenCache {
     pub fn last_used(&self, hash: &Digest) -> Option<i64> {
         let seen = self.inner.tokens.get(hash)?.last_used_at();
         (seen > 0).then_some(seen)
+    }
+
+    /// The billing anchor day of the brand `client_id`.
+    pub fn anchor_day(&self, client_id: &str) -> Option<u32> {
+        self.inner.brands.get(client_id).and_then(|b| b.anchor_day)
     }
 
     /// Every token entry, for the periodic `last_used_at` flush.

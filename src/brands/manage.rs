@@ -157,6 +157,7 @@ fn entry(record: &BrandRecord) -> BrandEntry {
     BrandEntry {
         id: record.id,
         client_id: record.client_id.as_str().into(),
+        anchor_day: record.billing_anchor_day.map(|d| d as u32),
         key_hash: record.key_hash,
         secret_hash: record.secret_hash,
     }

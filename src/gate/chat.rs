@@ -1,19 +1,21 @@
 //! `POST /api/gate/v1/chat/completions`.
 
+use super::call::GateCall;
 use super::request::ChatRequest;
 use super::stream;
 use crate::auth::Principal;
-use crate::catalog::Model;
 use crate::error::{ApiError, ErrorCode};
+use crate::money::Money;
+use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::routing::{self, Plan, Served};
 use crate::state::AppState;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const FALLBACK_FROM: &str = "x-spidergate-fallback-from";
 
@@ -26,26 +28,95 @@ pub struct GateQuery {
 pub async fn chat_completions(
     state: web::Data<AppState>,
     principal: Principal,
+    req: HttpRequest,
     query: web::Query<GateQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request = ChatRequest::parse(&body)?;
+    let mut call = GateCall::begin(&state, &principal, &req, "chat", &request.model);
+    call.store_request_body(&body);
+    let plan = match admit(&state, &principal, &mut call, &request, body.len()).await {
+        Ok(plan) => plan,
+        Err(err) => return Err(call.fail(err)),
+    };
+    if request.stream {
+        return stream::chat_stream(&state, call, &plan, &request).await;
+    }
+    match complete_chat(
+        &state,
+        &mut call,
+        &plan,
+        &request,
+        query.include_route_trace,
+    )
+    .await
+    {
+        Ok(response) => Ok(response),
+        Err(err) => Err(call.fail(err)),
+    }
+}
+
+/// Allow-list, plan, then limits and the budget hold for the plan's worst case.
+async fn admit(
+    state: &AppState,
+    principal: &Principal,
+    call: &mut GateCall,
+    request: &ChatRequest,
+    body_len: usize,
+) -> Result<Plan, ApiError> {
+    call.check_model(state, principal)?;
+    let free_only = principal
+        .token
+        .as_ref()
+        .is_some_and(|t| t.limits.free_models_only);
     let plan = routing::plan(
         &state.catalog.load(),
         &state.vault.snapshot(),
         &state.health,
         principal.brand_id,
         &request.model,
+        free_only,
     )?;
-    if request.stream {
-        return stream::chat_stream(&state, &plan, &request).await;
-    }
-    let started = Instant::now();
+    call.admit(
+        state,
+        principal,
+        worst_case(&plan, request.max_tokens, body_len),
+    )
+    .await?;
+    Ok(plan)
+}
+
+/// The most this request can cost on any model of the plan: its prompt (estimated at 4 bytes a
+/// token, which over-counts JSON) at the input price plus `max_tokens` (or the model's maximum
+/// output) at the output price.
+pub fn worst_case(plan: &Plan, max_tokens: Option<u64>, body_len: usize) -> Money {
+    let prompt = (body_len / 4) as u64 + 16;
+    plan.candidates
+        .iter()
+        .map(|c| {
+            c.model.cost(
+                prompt,
+                max_tokens.unwrap_or(u64::from(c.model.max_output_tokens)),
+            )
+        })
+        .max()
+        .unwrap_or(Money::ZERO)
+}
+
+async fn complete_chat(
+    state: &AppState,
+    call: &mut GateCall,
+    plan: &Plan,
+    request: &ChatRequest,
+    include_route_trace: bool,
+) -> Result<HttpResponse, ApiError> {
+    call.enter("upstream");
     let timeout = state.config.upstream.timeout();
     let served = routing::call_with_fallback(
-        &state,
-        &plan,
+        state,
+        plan,
         ErrorCode::NoAvailableKey,
+        &mut call.attempts,
         |endpoint, model| {
             complete(
                 state.http.clone(),
@@ -56,7 +127,19 @@ pub async fn chat_completions(
         },
     )
     .await?;
-    Ok(render(&plan, served, started, query.include_route_trace))
+    call.served(plan, &served);
+    call.enter("tracking");
+    let usage = Usage::from_json(&served.value["usage"]).unwrap_or_default();
+    let cost = call.succeed(&served.model, usage);
+    let body = render(plan, served, call, cost, include_route_trace);
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    call.store_response_body(&bytes);
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
+    if let Some(model) = body["model"].as_str() {
+        fallback_header(&mut response, plan, model);
+    }
+    Ok(response.content_type("application/json").body(bytes))
 }
 
 /// One non-streamed call: the whole answer within `timeout`, parsed.
@@ -97,41 +180,33 @@ async fn complete(
 fn render(
     plan: &Plan,
     served: Served<Value>,
-    started: Instant,
+    call: &GateCall,
+    cost: Money,
     include_route_trace: bool,
-) -> HttpResponse {
+) -> Value {
     let Served {
         value: mut body,
         model,
-        attempts,
         ..
     } = served;
-    let usage = &body["usage"];
-    let cost = model.cost(
-        usage["prompt_tokens"].as_u64().unwrap_or(0),
-        usage["completion_tokens"].as_u64().unwrap_or(0),
-    );
-    let fallback_used = model.id != plan.first_choice;
     body["model"] = Value::String(model.id.clone());
     body["spidergate_metadata"] = json!({
         "provider": model.provider,
         "provider_model": model.provider_model,
-        "latency_ms": started.elapsed().as_millis() as u64,
+        "latency_ms": call.elapsed_ms(),
         "cost_usd": cost,
-        "fallback_used": fallback_used,
+        "fallback_used": model.id != plan.first_choice,
         "original_model": plan.requested,
     });
     if include_route_trace {
-        body["spidergate_route_trace"] = json!(attempts);
+        body["spidergate_route_trace"] = json!(call.attempts);
     }
-    let mut response = HttpResponse::Ok();
-    fallback_header(&mut response, plan, &model);
-    response.json(body)
+    body
 }
 
-/// `X-SpiderGate-Fallback-From: <first choice>` when something else served the request.
-pub fn fallback_header(response: &mut HttpResponseBuilder, plan: &Plan, served: &Model) {
-    if served.id != plan.first_choice {
+/// `X-SpiderGate-Fallback-From: <first choice>` when another model served the request.
+pub fn fallback_header(response: &mut HttpResponseBuilder, plan: &Plan, served: &str) {
+    if served != plan.first_choice {
         response.insert_header((FALLBACK_FROM, plan.first_choice.as_str()));
     }
 }

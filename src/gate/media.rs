@@ -3,12 +3,14 @@
 //! They route like chat (brand's own OpenAI keys, then shared, then pool; fallback across keys),
 //! but only to OpenAI, and answer 503 `no_openai_key` when no OpenAI key is usable.
 
+use super::call::GateCall;
 use crate::auth::Principal;
 use crate::catalog::{Catalog, Model};
 use crate::error::{ApiError, ErrorCode};
 use crate::json;
+use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
-use crate::routing::{self, Plan, Served};
+use crate::routing::{self, Served};
 use crate::state::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
@@ -67,22 +69,52 @@ fn openai_chain<'a>(
     Ok(vec![model])
 }
 
-fn plan_for(
+/// Allow-list, plan (OpenAI only), limits with `estimate` held, then the call with fallback.
+async fn route_openai<T, F, Fut>(
     state: &AppState,
     principal: &Principal,
-    requested: &str,
+    call: &mut GateCall,
     capability: &str,
     aliases: bool,
-) -> Result<Plan, ApiError> {
-    let catalog = state.catalog.load();
-    let chain = openai_chain(&catalog, requested, capability, aliases)?;
-    Ok(routing::plan_models(
-        &state.vault.snapshot(),
-        &state.health,
-        principal.brand_id,
-        requested,
-        chain,
-    ))
+    estimate_tokens: u64,
+    attempt: F,
+) -> Result<Served<T>, ApiError>
+where
+    F: Fn(Endpoint, Model) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    call.check_model(state, principal)?;
+    let requested = call.requested().to_owned();
+    let plan = {
+        let catalog = state.catalog.load();
+        let chain = openai_chain(&catalog, &requested, capability, aliases)?;
+        routing::plan_models(
+            &state.vault.snapshot(),
+            &state.health,
+            principal.brand_id,
+            &requested,
+            chain,
+        )
+    };
+    let estimate = plan
+        .candidates
+        .iter()
+        .map(|c| c.model.cost(estimate_tokens, 0))
+        .max()
+        .unwrap_or_default();
+    call.admit(state, principal, estimate).await?;
+    call.enter("upstream");
+    let served = routing::call_with_fallback(
+        state,
+        &plan,
+        ErrorCode::NoOpenaiKey,
+        &mut call.attempts,
+        attempt,
+    )
+    .await?;
+    call.served(&plan, &served);
+    call.enter("tracking");
+    Ok(served)
 }
 
 fn required_str<'a>(
@@ -126,7 +158,7 @@ async fn post_json(
 }
 
 /// Reads a JSON answer fully and puts the gateway's model id in it.
-async fn json_answer(served: Served<reqwest::Response>) -> Result<HttpResponse, ApiError> {
+async fn json_answer(served: Served<reqwest::Response>) -> Result<(Model, Value), ApiError> {
     let bytes = served
         .value
         .bytes()
@@ -142,7 +174,7 @@ async fn json_answer(served: Served<reqwest::Response>) -> Result<HttpResponse, 
     if value.get("model").is_some() {
         value["model"] = Value::String(served.model.id.clone());
     }
-    Ok(HttpResponse::Ok().json(value))
+    Ok((served.model, value))
 }
 
 fn upstream_failed(err: ProviderError) -> ApiError {
@@ -152,9 +184,10 @@ fn upstream_failed(err: ProviderError) -> ApiError {
 pub async fn embeddings(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Bytes,
+    req: HttpRequest,
+    bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = json::parse(&body)?;
+    let body: Map<String, Value> = json::parse(&bytes)?;
     let requested = required_str(&body, "model", 200)?;
     if body.get("input").is_none_or(Value::is_null) {
         return Err(ApiError::invalid_field(
@@ -162,10 +195,17 @@ pub async fn embeddings(
             "is required: a string or an array",
         ));
     }
-    let plan = plan_for(&state, &principal, requested, "embeddings", true)?;
+    let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested);
     let timeout = state.config.upstream.timeout();
-    let served =
-        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+    let tokens = (bytes.len() / 4) as u64 + 1;
+    let routed = route_openai(
+        &state,
+        &principal,
+        &mut call,
+        "embeddings",
+        true,
+        tokens,
+        |endpoint, model| {
             post_json(
                 state.http.clone(),
                 endpoint,
@@ -173,26 +213,38 @@ pub async fn embeddings(
                 with_model(&body, &model),
                 timeout,
             )
-        })
-        .await?;
-    json_answer(served).await
+        },
+    )
+    .await;
+    let answer = match routed {
+        Ok(served) => json_answer(served).await,
+        Err(err) => Err(err),
+    };
+    finish_json(&mut call, answer)
 }
 
 pub async fn images(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Bytes,
+    req: HttpRequest,
+    bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = json::parse(&body)?;
+    let body: Map<String, Value> = json::parse(&bytes)?;
     required_str(&body, "prompt", 4000)?;
     let requested = body
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("dall-e-2");
-    let plan = plan_for(&state, &principal, requested, "image_generation", false)?;
+    let mut call = GateCall::begin(&state, &principal, &req, "images", requested);
     let timeout = state.config.upstream.timeout();
-    let served =
-        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+    let routed = route_openai(
+        &state,
+        &principal,
+        &mut call,
+        "image_generation",
+        false,
+        0,
+        |endpoint, model| {
             post_json(
                 state.http.clone(),
                 endpoint,
@@ -200,19 +252,42 @@ pub async fn images(
                 with_model(&body, &model),
                 timeout,
             )
-        })
-        .await?;
-    json_answer(served).await
+        },
+    )
+    .await;
+    let answer = match routed {
+        Ok(served) => json_answer(served).await,
+        Err(err) => Err(err),
+    };
+    finish_json(&mut call, answer)
+}
+
+/// Charges a JSON answer by its `usage` block (embeddings report prompt tokens) and renders it.
+fn finish_json(
+    call: &mut GateCall,
+    answer: Result<(Model, Value), ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let (model, value) = answer.map_err(|err| call.fail(err))?;
+    let usage = &value["usage"];
+    let usage = Usage {
+        prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+    };
+    call.succeed(&model, usage);
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
+    Ok(response.json(value))
 }
 
 pub async fn speech(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Bytes,
+    req: HttpRequest,
+    bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Map<String, Value> = json::parse(&body)?;
+    let body: Map<String, Value> = json::parse(&bytes)?;
     let requested = required_str(&body, "model", 200)?;
-    required_str(&body, "input", 4096)?;
+    let input_chars = required_str(&body, "input", 4096)?.chars().count() as u64;
     let voice = body
         .get("voice")
         .and_then(Value::as_str)
@@ -236,10 +311,16 @@ pub async fn speech(
         )
         .with_param("response_format"));
     };
-    let plan = plan_for(&state, &principal, requested, "speech", false)?;
+    let mut call = GateCall::begin(&state, &principal, &req, "speech", requested);
     let timeout = state.config.upstream.timeout();
-    let served =
-        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+    let routed = route_openai(
+        &state,
+        &principal,
+        &mut call,
+        "speech",
+        false,
+        input_chars,
+        |endpoint, model| {
             post_json(
                 state.http.clone(),
                 endpoint,
@@ -247,10 +328,22 @@ pub async fn speech(
                 with_model(&body, &model),
                 timeout,
             )
-        })
-        .await?;
+        },
+    )
+    .await;
+    let served = routed.map_err(|err| call.fail(err))?;
+    // Speech is priced per input character, kept in the catalog as the input price per million.
+    call.succeed(
+        &served.model,
+        Usage {
+            prompt_tokens: input_chars,
+            completion_tokens: 0,
+        },
+    );
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
     // Audio is relayed as it arrives, never buffered whole.
-    Ok(HttpResponse::Ok()
+    Ok(response
         .content_type(*content_type)
         .streaming(served.value.bytes_stream()))
 }
@@ -284,10 +377,16 @@ pub async fn transcriptions(
         .find(|(k, _)| k == "model")
         .map(|(_, v)| v.clone());
     let requested = requested.ok_or_else(|| ApiError::invalid_field("model", "is required"))?;
-    let plan = plan_for(&state, &principal, &requested, "transcription", false)?;
+    let mut call = GateCall::begin(&state, &principal, &req, "transcriptions", &requested);
     let timeout = state.config.upstream.timeout();
-    let served =
-        routing::call_with_fallback(&state, &plan, ErrorCode::NoOpenaiKey, |endpoint, model| {
+    let routed = route_openai(
+        &state,
+        &principal,
+        &mut call,
+        "transcription",
+        false,
+        0,
+        |endpoint, model| {
             let form = form_for(&upload, &model);
             let http = state.http.clone();
             async move {
@@ -301,8 +400,10 @@ pub async fn transcriptions(
                     )
                     .await
             }
-        })
-        .await?;
+        },
+    )
+    .await;
+    let served = routed.map_err(|err| call.fail(err))?;
     let content_type = served
         .value
         .headers()
@@ -314,8 +415,11 @@ pub async fn transcriptions(
         .value
         .bytes()
         .await
-        .map_err(|e| upstream_failed(ProviderError::from_reqwest(e)))?;
-    Ok(HttpResponse::Ok().content_type(content_type).body(bytes))
+        .map_err(|e| call.fail(upstream_failed(ProviderError::from_reqwest(e))))?;
+    call.succeed(&served.model, Usage::default());
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
+    Ok(response.content_type(content_type).body(bytes))
 }
 
 fn too_large() -> ApiError {

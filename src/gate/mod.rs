@@ -3,6 +3,7 @@
 //!
 //! Handlers only: parse, ask the owning concern, render. The catalog's data belongs to `catalog/`.
 
+mod call;
 pub mod chat;
 pub mod media;
 pub mod models;

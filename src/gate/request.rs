@@ -12,6 +12,8 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The client asked for the final usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// `max_completion_tokens` or `max_tokens`, for the budget hold.
+    pub max_tokens: Option<u64>,
 }
 
 impl ChatRequest {
@@ -41,12 +43,22 @@ impl ChatRequest {
             .get("stream_options")
             .and_then(|o| o.get("include_usage"))
             == Some(&Value::Bool(true));
+        let max_tokens = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|field| body.get(*field).and_then(Value::as_u64));
         Ok(ChatRequest {
             body,
             model,
             stream,
             include_usage,
+            max_tokens,
         })
+    }
+
+    /// The prompt's size in tokens, estimated from the messages (4 bytes a token).
+    pub fn prompt_estimate(&self) -> u64 {
+        let bytes = self.body.get("messages").map_or(0, |m| m.to_string().len());
+        (bytes / 4) as u64 + 1
     }
 
     /// The body sent to `model`'s provider: its own model name and, for streams, always a usage

@@ -6,8 +6,10 @@
 //! stream with one `data: {"error": …}` event. Dropping the response (client gone) drops the
 //! upstream body, which closes that connection and so cancels the call.
 
+use super::call::GateCall;
 use super::chat::fallback_header;
 use super::request::ChatRequest;
+use crate::catalog::Model;
 use crate::error::{ApiError, ErrorCode};
 use crate::providers::sse::{self, Event, EventSplitter, Usage};
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
@@ -33,31 +35,72 @@ pub struct Opened {
 
 pub async fn chat_stream(
     state: &AppState,
+    mut call: GateCall,
     plan: &Plan,
     request: &ChatRequest,
 ) -> Result<HttpResponse, ApiError> {
+    call.enter("upstream");
     let timeout = state.config.upstream.timeout();
-    let served =
-        routing::call_with_fallback(state, plan, ErrorCode::NoAvailableKey, |endpoint, model| {
+    let opened = routing::call_with_fallback(
+        state,
+        plan,
+        ErrorCode::NoAvailableKey,
+        &mut call.attempts,
+        |endpoint, model| {
             open(
                 state.http.clone(),
                 endpoint,
                 request.upstream_body(&model),
                 timeout,
             )
-        })
-        .await?;
+        },
+    )
+    .await;
+    let served = match opened {
+        Ok(served) => served,
+        Err(err) => return Err(call.fail(err)),
+    };
+    call.served(plan, &served);
+    call.mark_streamed();
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
+    fallback_header(&mut response, plan, &served.model.id);
+    let meter = Meter {
+        call,
+        model: served.model,
+        prompt_estimate: request.prompt_estimate(),
+        chunks: 0,
+        usage: None,
+    };
     let relay = Relay::new(
         served.value,
         request.include_usage,
         state.config.upstream.stream_idle_timeout(),
+        meter,
     );
-    let mut response = HttpResponse::Ok();
-    fallback_header(&mut response, plan, &served.model);
     Ok(response
         .insert_header((CONTENT_TYPE, "text/event-stream"))
         .insert_header((CACHE_CONTROL, "no-cache"))
         .streaming(relay.into_stream()))
+}
+
+/// What a stream used, for billing when it ends however it ends.
+struct Meter {
+    call: GateCall,
+    model: Model,
+    prompt_estimate: u64,
+    /// Content chunks relayed: about one token each, the bill when no usage chunk arrives.
+    chunks: u64,
+    usage: Option<Usage>,
+}
+
+impl Meter {
+    fn usage(&self) -> Usage {
+        self.usage.unwrap_or(Usage {
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: self.chunks,
+        })
+    }
 }
 
 /// Sends the request and waits for the first chunk, all within `timeout`. Until this returns Ok
@@ -113,22 +156,25 @@ struct Relay {
     out: VecDeque<Bytes>,
     include_usage: bool,
     idle_timeout: Duration,
-    usage: Option<Usage>,
+    meter: Meter,
     saw_done: bool,
     finished: bool,
+    /// Why the stream ended early, once it did.
+    failure: Option<&'static str>,
 }
 
 impl Relay {
-    fn new(opened: Opened, include_usage: bool, idle_timeout: Duration) -> Relay {
+    fn new(opened: Opened, include_usage: bool, idle_timeout: Duration, meter: Meter) -> Relay {
         let mut relay = Relay {
             upstream: opened.rest,
             splitter: EventSplitter::default(),
             out: VecDeque::new(),
             include_usage,
             idle_timeout,
-            usage: None,
+            meter,
             saw_done: false,
             finished: false,
+            failure: None,
         };
         relay.accept(&opened.first);
         relay
@@ -153,7 +199,7 @@ impl Relay {
             match tokio::time::timeout(self.idle_timeout, self.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => self.accept(&chunk),
                 Ok(Some(Err(err))) => self.fail(&ProviderError::from_reqwest(err).message),
-                Ok(None) if self.saw_done => self.finished = true,
+                Ok(None) if self.saw_done || self.finished => self.finished = true,
                 Ok(None) => self.fail("upstream ended the stream early"),
                 Err(_) => self.fail("upstream went silent mid-stream"),
             }
@@ -165,13 +211,14 @@ impl Relay {
         for event in self.splitter.push(chunk) {
             match sse::classify(&event) {
                 Event::Usage(usage) => {
-                    self.usage = Some(usage);
+                    self.meter.usage = Some(usage);
                     if self.include_usage {
                         self.out.push_back(event);
                     }
                 }
                 Event::Chunk(usage) => {
-                    self.usage = usage.or(self.usage);
+                    self.meter.usage = usage.or(self.meter.usage);
+                    self.meter.chunks += 1;
                     self.out.push_back(event);
                 }
                 Event::Done => {
@@ -181,6 +228,7 @@ impl Relay {
                 Event::Error => {
                     self.out.push_back(event);
                     self.finished = true;
+                    self.failure = Some(ErrorCode::UpstreamError.as_str());
                 }
                 Event::Other => self.out.push_back(event),
             }
@@ -197,5 +245,25 @@ impl Relay {
         }});
         self.out.push_back(sse::event(&error));
         self.finished = true;
+        self.failure = Some(ErrorCode::UpstreamError.as_str());
+    }
+}
+
+/// However the stream ends (done, failed, or dropped because the client left), bill what was
+/// generated and record the trace.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let usage = self.meter.usage();
+        let model = self.meter.model.clone();
+        match (self.finished && self.saw_done, self.failure) {
+            (true, None) => {
+                self.meter.call.succeed(&model, usage);
+            }
+            (_, Some(code)) => self.meter.call.fail_after_start(&model, usage, code),
+            (false, None) => self
+                .meter
+                .call
+                .fail_after_start(&model, usage, "client_disconnected"),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! `KeyHealthActor`: one per provider; the only writer of its keys' `KeyState`.
 
 use super::handle::KeyHealthView;
-use super::key_state::{Consequence, HealthStatus, KeyState, Outcome};
+use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome, SpendCounter};
+use crate::money::Money;
 use crate::vault::Vault;
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use arc_swap::ArcSwap;
@@ -15,8 +16,7 @@ pub struct SlotRequest {
     pub id: i32,
     /// Lower is preferred: (tier, -priority). Ties go to the least recently used key.
     pub rank: (u8, i32),
-    pub minute_limit: Option<u32>,
-    pub daily_limit: Option<u32>,
+    pub limits: KeyLimits,
 }
 
 /// Picks the best available key among `candidates` and counts the request against it, atomically.
@@ -30,6 +30,14 @@ pub struct TakeSlot(pub Vec<SlotRequest>);
 pub struct ReportOutcome {
     pub id: i32,
     pub outcome: Outcome,
+}
+
+/// Adds what a served request cost to the key's spend (for `spend_limit_*`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddSpend {
+    pub id: i32,
+    pub cost: Money,
 }
 
 /// Clears a key's failures, rest and disabled flag (`reset-health`, or re-enabled by its owner).
@@ -51,14 +59,14 @@ pub struct KeyHealthActor {
 
 impl KeyHealthActor {
     pub fn new(
-        initial: HashMap<i32, u32>,
+        initial: HashMap<i32, (u32, SpendCounter)>,
         published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
         cooldown: Duration,
         vault: Vault,
     ) -> Self {
         let keys = initial
             .into_iter()
-            .map(|(id, failures)| (id, KeyState::with_failures(failures)))
+            .map(|(id, (failures, spend))| (id, KeyState::with_failures(failures, spend)))
             .collect();
         let actor = KeyHealthActor {
             keys,
@@ -104,10 +112,7 @@ impl Handler<TakeSlot> for KeyHealthActor {
         let mut best: Option<(&SlotRequest, Option<chrono::DateTime<chrono::Utc>>)> = None;
         for candidate in &candidates {
             let key = self.keys.entry(candidate.id).or_default();
-            if key
-                .check((candidate.minute_limit, candidate.daily_limit), now, today)
-                .is_err()
-            {
+            if key.check(&candidate.limits, now, today).is_err() {
                 continue;
             }
             let better =
@@ -148,6 +153,18 @@ impl Handler<ReportOutcome> for KeyHealthActor {
             let vault = self.vault.clone();
             actix::spawn(async move { vault.disable_for_auth_failures(msg.id).await });
         }
+    }
+}
+
+impl Handler<AddSpend> for KeyHealthActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddSpend, _: &mut Context<Self>) {
+        let today = chrono::Utc::now().date_naive();
+        self.keys
+            .entry(msg.id)
+            .or_default()
+            .add_spend(msg.cost, today);
     }
 }
 

@@ -1,7 +1,11 @@
 //! `Health`: per-provider actors behind one handle; snapshot reads for routing.
 
-use super::actor::{Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot};
-use super::key_state::{HealthStatus, KeyState, Outcome};
+use super::actor::{
+    AddSpend, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot,
+};
+use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
+use crate::money::Money;
+use crate::usage::IntegrationSpend;
 use crate::vault::Vault;
 use actix::{Actor, Addr};
 use arc_swap::ArcSwap;
@@ -19,11 +23,14 @@ pub struct KeyHealthView {
     pub daily_count: u32,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    pub spend_today: Money,
+    pub spend_month: Money,
 }
 
 impl KeyHealthView {
     pub(super) fn of(key: &mut KeyState, now: Instant, today: NaiveDate) -> Self {
         let (minute_count, daily_count) = key.counts(now, today);
+        let (spend_today, spend_month) = key.spend(today);
         KeyHealthView {
             status: key.status(),
             consecutive_failures: key.failures(),
@@ -31,6 +38,8 @@ impl KeyHealthView {
             daily_count,
             last_used_at: key.last_used,
             last_error: key.last_error.clone(),
+            spend_today,
+            spend_month,
         }
     }
 }
@@ -46,18 +55,25 @@ pub struct Health {
 }
 
 impl Health {
-    /// Starts one actor per catalog provider, seeded with the stored failure counts.
+    /// Starts one actor per catalog provider, seeded with the stored failure counts and each
+    /// key's spend today and this month.
     pub fn start(
         providers: impl Iterator<Item = String>,
         vault: &Vault,
         cooldown: Duration,
+        spend: &HashMap<i32, IntegrationSpend>,
     ) -> Health {
+        let today = Utc::now().date_naive();
         let snapshot = vault.snapshot();
         let mut map = HashMap::new();
         for provider in providers {
-            let initial: HashMap<i32, u32> = snapshot
+            let initial: HashMap<i32, (u32, SpendCounter)> = snapshot
                 .all_of(&provider)
-                .map(|k| (k.record.id, k.record.consecutive_failures))
+                .map(|k| {
+                    let seed = spend.get(&k.record.id).copied().unwrap_or_default();
+                    let counter = SpendCounter::seeded(seed.today, seed.month, today);
+                    (k.record.id, (k.record.consecutive_failures, counter))
+                })
                 .collect();
             let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));
             let actor =
@@ -87,6 +103,16 @@ impl Health {
     pub fn report(&self, provider: &str, id: i32, outcome: Outcome) {
         if let Some(p) = self.providers.get(provider) {
             p.actor.do_send(ReportOutcome { id, outcome });
+        }
+    }
+
+    /// Adds a served request's cost to the key's spend. Always delivered.
+    pub fn add_spend(&self, provider: &str, id: i32, cost: Money) {
+        if cost == Money::ZERO {
+            return;
+        }
+        if let Some(p) = self.providers.get(provider) {
+            p.actor.do_send(AddSpend { id, cost });
         }
     }
 

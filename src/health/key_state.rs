@@ -1,7 +1,8 @@
 //! `KeyState`: one key's health as a pure state machine (no actix, no I/O).
 
 use super::window::{DayCounter, MinuteWindow};
-use chrono::NaiveDate;
+use crate::money::Money;
+use chrono::{Datelike, NaiveDate};
 use std::time::{Duration, Instant};
 
 /// Consecutive failures at which a key is unhealthy and skipped.
@@ -59,6 +60,7 @@ pub enum Skip {
     Resting,
     MinuteLimit,
     DailyLimit,
+    SpendLimit,
 }
 
 /// What a failure led to, for the actor to act on.
@@ -81,14 +83,90 @@ pub struct KeyState {
     day: DayCounter,
     pub last_used: Option<chrono::DateTime<chrono::Utc>>,
     pub last_error: Option<String>,
+    spend: SpendCounter,
+}
+
+/// A key's spend today and this calendar month (UTC), for `spend_limit_*`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpendCounter {
+    day: Option<NaiveDate>,
+    today: Money,
+    month: Option<(i32, u32)>,
+    this_month: Money,
+}
+
+impl SpendCounter {
+    pub fn seeded(today: Money, this_month: Money, now: NaiveDate) -> Self {
+        SpendCounter {
+            day: Some(now),
+            today,
+            month: Some((now.year(), now.month())),
+            this_month,
+        }
+    }
+
+    pub fn add(&mut self, cost: Money, now: NaiveDate) {
+        let (today, month) = self.read(now);
+        self.day = Some(now);
+        self.month = Some((now.year(), now.month()));
+        self.today = Money::from_micros(today.micros() + cost.micros());
+        self.this_month = Money::from_micros(month.micros() + cost.micros());
+    }
+
+    /// (today, this month) as of `now`: a new day or month reads as zero.
+    pub fn read(&self, now: NaiveDate) -> (Money, Money) {
+        let today = if self.day == Some(now) {
+            self.today
+        } else {
+            Money::ZERO
+        };
+        let month = if self.month == Some((now.year(), now.month())) {
+            self.this_month
+        } else {
+            Money::ZERO
+        };
+        (today, month)
+    }
+}
+
+/// A key's own limits, as its owner configured them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct KeyLimits {
+    pub per_minute: Option<u32>,
+    pub per_day: Option<u32>,
+    /// Set when `spend_limit_action` is `block`.
+    pub block: Option<SpendBlock>,
+}
+
+/// A key's spend limit when its action is `block`: the amount, and whether it is daily.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendBlock {
+    pub limit: Money,
+    pub daily: bool,
 }
 
 impl KeyState {
-    pub fn with_failures(failures: u32) -> Self {
+    pub fn with_failures(failures: u32, spend: SpendCounter) -> Self {
         KeyState {
             failures,
+            spend,
             ..KeyState::default()
         }
+    }
+
+    pub fn add_spend(&mut self, cost: Money, today: NaiveDate) {
+        self.spend.add(cost, today);
+    }
+
+    pub fn spend(&self, today: NaiveDate) -> (Money, Money) {
+        self.spend.read(today)
+    }
+
+    /// Whether spend has reached a key's block limit for its period.
+    pub fn over_spend(&self, block: SpendBlock, today: NaiveDate) -> bool {
+        let (day, month) = self.spend.read(today);
+        let spent = if block.daily { day } else { month };
+        spent >= block.limit
     }
 
     pub fn status(&self) -> HealthStatus {
@@ -106,7 +184,7 @@ impl KeyState {
     /// Whether the key may take a request now, given its limits.
     pub fn check(
         &mut self,
-        limits: (Option<u32>, Option<u32>),
+        limits: &KeyLimits,
         now: Instant,
         today: NaiveDate,
     ) -> Result<(), Skip> {
@@ -122,13 +200,19 @@ impl KeyState {
             return Err(Skip::Unhealthy);
         }
         if limits
-            .0
+            .per_minute
             .is_some_and(|limit| self.minute.count(now) >= limit)
         {
             return Err(Skip::MinuteLimit);
         }
-        if limits.1.is_some_and(|limit| self.day.count(today) >= limit) {
+        if limits
+            .per_day
+            .is_some_and(|limit| self.day.count(today) >= limit)
+        {
             return Err(Skip::DailyLimit);
+        }
+        if limits.block.is_some_and(|b| self.over_spend(b, today)) {
+            return Err(Skip::SpendLimit);
         }
         Ok(())
     }
@@ -193,6 +277,11 @@ mod tests {
     use super::*;
 
     const COOLDOWN: Duration = Duration::from_secs(60);
+    const NONE: KeyLimits = KeyLimits {
+        per_minute: None,
+        per_day: None,
+        block: None,
+    };
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).expect("date")
@@ -209,22 +298,22 @@ mod tests {
         fail(&mut key, t0);
         assert_eq!(key.status(), HealthStatus::Degraded);
         assert!(
-            key.check((None, None), t0, today()).is_ok(),
+            key.check(&NONE, t0, today()).is_ok(),
             "degraded keys still serve"
         );
         fail(&mut key, t0);
         fail(&mut key, t0);
         assert_eq!(key.status(), HealthStatus::Unhealthy);
         assert_eq!(
-            key.check((None, None), t0 + Duration::from_secs(59), today()),
+            key.check(&NONE, t0 + Duration::from_secs(59), today()),
             Err(Skip::Unhealthy)
         );
 
         let after = t0 + COOLDOWN;
-        assert!(key.check((None, None), after, today()).is_ok());
+        assert!(key.check(&NONE, after, today()).is_ok());
         key.take(after, today(), chrono::Utc::now());
         assert_eq!(
-            key.check((None, None), after, today()),
+            key.check(&NONE, after, today()),
             Err(Skip::Unhealthy),
             "one probe at a time"
         );
@@ -235,14 +324,14 @@ mod tests {
     #[test]
     fn a_failed_probe_restarts_the_cooldown() {
         let t0 = Instant::now();
-        let mut key = KeyState::with_failures(3);
+        let mut key = KeyState::with_failures(3, SpendCounter::default());
         key.take(t0, today(), chrono::Utc::now());
         fail(&mut key, t0);
         assert_eq!(
-            key.check((None, None), t0 + Duration::from_secs(30), today()),
+            key.check(&NONE, t0 + Duration::from_secs(30), today()),
             Err(Skip::Unhealthy)
         );
-        assert!(key.check((None, None), t0 + COOLDOWN, today()).is_ok());
+        assert!(key.check(&NONE, t0 + COOLDOWN, today()).is_ok());
     }
 
     #[test]
@@ -258,11 +347,11 @@ mod tests {
             COOLDOWN,
         );
         assert_eq!(
-            key.check((None, None), t0 + Duration::from_secs(6), today()),
+            key.check(&NONE, t0 + Duration::from_secs(6), today()),
             Err(Skip::Resting)
         );
         assert!(
-            key.check((None, None), t0 + Duration::from_secs(7), today())
+            key.check(&NONE, t0 + Duration::from_secs(7), today())
                 .is_ok()
         );
     }
@@ -283,11 +372,33 @@ mod tests {
         assert_eq!(auth(&mut key), Consequence::Disable);
         assert_eq!(auth(&mut key), Consequence::None, "disabled only once");
         assert_eq!(
-            key.check((None, None), t0 + COOLDOWN * 10, today()),
+            key.check(&NONE, t0 + COOLDOWN * 10, today()),
             Err(Skip::Disabled)
         );
         key.reset();
-        assert!(key.check((None, None), t0, today()).is_ok());
+        assert!(key.check(&NONE, t0, today()).is_ok());
+    }
+
+    #[test]
+    fn a_block_spend_limit_takes_the_key_out_until_the_period_turns() {
+        let (t0, today) = (Instant::now(), today());
+        let mut key = KeyState::default();
+        let block = SpendBlock {
+            limit: Money::from_usd(1.0).expect("usd"),
+            daily: true,
+        };
+        let limits = KeyLimits {
+            block: Some(block),
+            ..NONE
+        };
+        key.add_spend(Money::from_usd(0.6).expect("usd"), today);
+        assert!(key.check(&limits, t0, today).is_ok());
+        key.add_spend(Money::from_usd(0.4).expect("usd"), today);
+        assert_eq!(key.check(&limits, t0, today), Err(Skip::SpendLimit));
+        assert!(
+            key.check(&limits, t0, today.succ_opt().expect("tomorrow"))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -295,17 +406,44 @@ mod tests {
         let t0 = Instant::now();
         let mut key = KeyState::default();
         for _ in 0..2 {
-            assert!(key.check((Some(2), Some(3)), t0, today()).is_ok());
+            assert!(
+                key.check(
+                    &KeyLimits {
+                        per_minute: Some(2),
+                        per_day: Some(3),
+                        block: None
+                    },
+                    t0,
+                    today()
+                )
+                .is_ok()
+            );
             key.take(t0, today(), chrono::Utc::now());
         }
         assert_eq!(
-            key.check((Some(2), Some(3)), t0, today()),
+            key.check(
+                &KeyLimits {
+                    per_minute: Some(2),
+                    per_day: Some(3),
+                    block: None
+                },
+                t0,
+                today()
+            ),
             Err(Skip::MinuteLimit)
         );
         let later = t0 + Duration::from_secs(61);
         key.take(later, today(), chrono::Utc::now());
         assert_eq!(
-            key.check((Some(2), Some(3)), later, today()),
+            key.check(
+                &KeyLimits {
+                    per_minute: Some(2),
+                    per_day: Some(3),
+                    block: None
+                },
+                later,
+                today()
+            ),
             Err(Skip::DailyLimit)
         );
     }

@@ -13,4 +13,4 @@ mod window;
 
 pub use actor::SlotRequest;
 pub use handle::{Health, KeyHealthView};
-pub use key_state::{FailureKind, HealthStatus, Outcome};
+pub use key_state::{FailureKind, HealthStatus, KeyLimits, Outcome, SpendBlock};

@@ -22,12 +22,14 @@ pub struct Plan {
 }
 
 /// Resolves `requested` (a model id or an alias) for `brand_id`; 404 `model_not_found` if unknown.
+/// `free_only` keeps only the chain's free-tier models (the allow-list check ran before).
 pub fn plan(
     catalog: &Catalog,
     vault: &VaultSnapshot,
     health: &Health,
     brand_id: i32,
     requested: &str,
+    free_only: bool,
 ) -> Result<Plan, ApiError> {
     let chain: Vec<&Model> = match catalog.alias(requested) {
         Some(alias) => alias
@@ -37,6 +39,10 @@ pub fn plan(
             .collect(),
         None => catalog.model(requested).into_iter().collect(),
     };
+    let chain: Vec<&Model> = chain
+        .into_iter()
+        .filter(|m| !free_only || m.free_tier)
+        .collect();
     if chain.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ModelNotFound,
@@ -64,8 +70,7 @@ pub fn plan_models(
                 .map(|(tier, key)| SlotRequest {
                     id: key.record.id,
                     rank: (tier as u8, -key.record.priority()),
-                    minute_limit: key.record.minute_limit,
-                    daily_limit: key.record.daily_limit,
+                    limits: key.record.limits(),
                 })
                 .collect();
             let healthy = keys

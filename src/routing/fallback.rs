@@ -22,23 +22,24 @@ pub struct Attempt {
     pub latency_ms: u64,
 }
 
-/// A successful call and how it was reached.
+/// A successful call: the value, and the model and key that produced it.
 pub struct Served<T> {
     pub value: T,
     pub model: Model,
     pub integration_id: i32,
-    pub attempts: Vec<Attempt>,
 }
 
 /// Runs `call` over the plan's candidates until one succeeds.
 ///
 /// `no_key` is the code for "no usable key anywhere" (`no_available_key`, or `no_openai_key` for
 /// the OpenAI-only endpoints). A non-retryable upstream error (a bad request) is returned at once
-/// as 400, since no other key or model would answer differently.
+/// as 400, since no other key or model would answer differently. Every attempt made is pushed to
+/// `attempts`, so the caller's trace has them whatever the outcome.
 pub async fn call_with_fallback<T, F, Fut>(
     state: &AppState,
     plan: &Plan,
     no_key: ErrorCode,
+    attempts: &mut Vec<Attempt>,
     call: F,
 ) -> Result<Served<T>, ApiError>
 where
@@ -46,7 +47,7 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let max_attempts = state.config.routing.max_attempts.max(1);
-    let mut attempts: Vec<Attempt> = Vec::new();
+    attempts.clear();
     let mut last_error: Option<ProviderError> = None;
     for candidate in &plan.candidates {
         let mut keys = candidate.keys.clone();
@@ -78,7 +79,6 @@ where
                         value,
                         model: candidate.model.clone(),
                         integration_id: key_id,
-                        attempts,
                     });
                 }
                 Err(err) => {
@@ -109,7 +109,7 @@ where
             }
         }
     }
-    Err(exhausted(plan, no_key, &attempts, last_error))
+    Err(exhausted(plan, no_key, attempts, last_error))
 }
 
 fn endpoint_for(state: &AppState, candidate: &Candidate, key_id: i32) -> Option<Endpoint> {

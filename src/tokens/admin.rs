@@ -96,7 +96,10 @@ async fn create_token(
     .await?;
     state.auth.put_token(
         record.digest,
-        record.cache_entry(principal.client_id.clone()),
+        record.cache_entry(
+            principal.client_id.clone(),
+            state.auth.anchor_day(&principal.client_id),
+        ),
     );
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
     let agent_key = view(record, &principal, &state.auth);
@@ -152,7 +155,10 @@ async fn update_token(
         .ok_or_else(not_found)?;
     state.auth.put_token(
         record.digest,
-        record.cache_entry(principal.client_id.clone()),
+        record.cache_entry(
+            principal.client_id.clone(),
+            state.auth.anchor_day(&principal.client_id),
+        ),
     );
     Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
 }
@@ -167,7 +173,10 @@ async fn revoke_token(
         .ok_or_else(not_found)?;
     state.auth.put_token(
         record.digest,
-        record.cache_entry(principal.client_id.clone()),
+        record.cache_entry(
+            principal.client_id.clone(),
+            state.auth.anchor_day(&principal.client_id),
+        ),
     );
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token revoked");
     Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))

@@ -28,7 +28,7 @@ pub struct TokenRecord {
 
 impl TokenRecord {
     /// The cache entry authentication reads for this token.
-    pub fn cache_entry(&self, client_id: Arc<str>) -> TokenEntry {
+    pub fn cache_entry(&self, client_id: Arc<str>, anchor_day: Option<u32>) -> TokenEntry {
         let s = &self.settings;
         TokenEntry {
             id: self.id,
@@ -43,6 +43,7 @@ impl TokenRecord {
                 allowed_models: s.allowed_models.clone().into(),
                 free_models_only: s.free_models_only,
             },
+            anchor_day,
             expires_at: s.expires_at.timestamp(),
             revoked: self.revoked_at.is_some(),
             last_used: AtomicI64::new(self.last_used_at.map_or(0, |t| t.timestamp())),
@@ -209,7 +210,10 @@ pub async fn load_into_cache(
         let Some(client_id) = brands.get(&record.brand_id) else {
             continue;
         };
-        cache.put_token(record.digest, record.cache_entry(client_id.clone()));
+        cache.put_token(
+            record.digest,
+            record.cache_entry(client_id.clone(), cache.anchor_day(client_id)),
+        );
     }
     Ok(count)
 }

@@ -1,6 +1,7 @@
 //! What the vault knows about one provider key, without and with its decrypted credential.
 
 use super::credentials::Credentials;
+use crate::health::{KeyLimits, SpendBlock};
 use crate::money::Money;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -50,6 +51,35 @@ impl KeyRecord {
     /// Primary keys are tried first: priority 10, others 0 (the seed's rule).
     pub fn priority(&self) -> i32 {
         if self.is_primary { 10 } else { 0 }
+    }
+
+    /// The limits health enforces when this key takes a request.
+    pub fn limits(&self) -> KeyLimits {
+        let block = (self.spend_limit_action == "block")
+            .then_some(self.spend_limit)
+            .flatten()
+            .map(|limit| SpendBlock {
+                limit,
+                daily: self.spend_limit_period == "daily",
+            });
+        KeyLimits {
+            per_minute: self.minute_limit,
+            per_day: self.daily_limit,
+            block,
+        }
+    }
+
+    /// Whether this period's spend has reached the key's spend limit (either action).
+    pub fn spend_limit_reached(&self, today: Money, month: Money) -> bool {
+        let Some(limit) = self.spend_limit else {
+            return false;
+        };
+        let spent = if self.spend_limit_period == "daily" {
+            today
+        } else {
+            month
+        };
+        spent >= limit
     }
 }
 

@@ -31,7 +31,6 @@ pub struct IntegrationView {
     pub share_with_pool: bool,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    /// Filled by the accounting issue; zero until then.
     pub spend_today: Money,
     pub spend_month: Money,
     pub disabled_reason: Option<String>,
@@ -48,7 +47,11 @@ impl IntegrationView {
             daily_count: 0,
             last_used_at: record.last_used_at,
             last_error: record.last_error.clone(),
+            spend_today: Money::ZERO,
+            spend_month: Money::ZERO,
         });
+        let spend_limit_exceeded =
+            record.spend_limit_reached(health.spend_today, health.spend_month);
         IntegrationView {
             id: record.id,
             priority: record.priority(),
@@ -66,14 +69,14 @@ impl IntegrationView {
             spend_limit_amount: record.spend_limit,
             spend_limit_period: record.spend_limit_period,
             spend_limit_action: record.spend_limit_action,
-            spend_limit_exceeded: false,
+            spend_limit_exceeded,
             key_preview: record.key_preview,
             created_at: record.created_at,
             share_with_pool: record.share_with_pool,
             last_used_at: health.last_used_at.or(record.last_used_at),
             last_error: health.last_error,
-            spend_today: Money::ZERO,
-            spend_month: Money::ZERO,
+            spend_today: health.spend_today,
+            spend_month: health.spend_month,
             disabled_reason: record.disabled_reason,
             updated_at: record.updated_at,
         }

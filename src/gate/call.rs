@@ -1,0 +1,320 @@
+//! `GateCall`: one generating request's passage through limits, routing and accounting.
+//!
+//! Created when a handler starts; checks the model against the token's allow-list and takes the
+//! budget reservation; collects the route, attempts, spans and usage; and when dropped (success,
+//! error, or the client gone) settles the reservation and enqueues the trace exactly once.
+
+use crate::auth::Principal;
+use crate::catalog::Model;
+use crate::error::{ApiError, RateHeaders};
+use crate::health::Health;
+use crate::limits::{self, ReservationGuard};
+use crate::money::Money;
+use crate::providers::sse::Usage;
+use crate::routing::{Attempt, Plan, Served};
+use crate::state::AppState;
+use crate::telemetry::{RequestId, RequestStart};
+use crate::usage::{SpanClock, TraceRecord, TraceStatus, UsageWriter};
+use actix_web::{HttpMessage, HttpRequest, HttpResponseBuilder};
+use std::time::Instant;
+
+/// `http_status` of a request whose client went away before the answer (nginx's convention).
+const CLIENT_CLOSED: u16 = 499;
+
+pub struct GateCall {
+    trace: TraceRecord,
+    clock: Option<SpanClock>,
+    guard: Option<ReservationGuard>,
+    rate: Option<RateHeaders>,
+    budget_warning: Option<String>,
+    usage: UsageWriter,
+    health: Health,
+    store_bodies: bool,
+    finished: bool,
+    /// Attempts made by the router, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl GateCall {
+    /// Starts the trace; the `auth` span covers everything before the handler ran.
+    pub fn begin(
+        state: &AppState,
+        principal: &Principal,
+        req: &HttpRequest,
+        kind: &'static str,
+        requested: &str,
+    ) -> GateCall {
+        let extensions = req.extensions();
+        let id = extensions
+            .get::<RequestId>()
+            .and_then(|r| r.0.to_str().ok().map(str::to_owned))
+            .unwrap_or_default();
+        let started = extensions
+            .get::<RequestStart>()
+            .map_or_else(Instant::now, |s| s.0);
+        let mut clock = SpanClock::new(started);
+        clock.enter_at("auth", started);
+        clock.enter("limits");
+        GateCall {
+            trace: TraceRecord {
+                id,
+                created_at: state.clock.now(),
+                brand_id: principal.brand_id,
+                agent_key_id: principal.token.as_ref().map(|t| t.id),
+                request_kind: kind,
+                requested_model: requested.to_owned(),
+                model: None,
+                provider: None,
+                integration_id: None,
+                status: TraceStatus::Error,
+                http_status: CLIENT_CLOSED,
+                error_code: None,
+                latency_ms: 0,
+                ttft_ms: None,
+                streamed: false,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                cost: Money::ZERO,
+                fallback_used: false,
+                admitted: false,
+                attempts: Vec::new(),
+                spans: Vec::new(),
+                request_body: None,
+                response_body: None,
+            },
+            clock: Some(clock),
+            guard: None,
+            rate: None,
+            budget_warning: None,
+            usage: state.usage.clone(),
+            health: state.health.clone(),
+            store_bodies: state.config.traces.store_bodies,
+            finished: false,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// 403 `model_not_allowed` unless the token may request this model: before anything else.
+    pub fn check_model(&self, state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+        limits::check_model(
+            principal,
+            &state.catalog.load(),
+            &self.trace.requested_model,
+        )
+    }
+
+    /// RPM/RPD and the budget hold for `estimate`. Nothing reaches a provider unless this succeeds.
+    pub async fn admit(
+        &mut self,
+        state: &AppState,
+        principal: &Principal,
+        estimate: Money,
+    ) -> Result<(), ApiError> {
+        if let Some(token) = principal.token.as_deref() {
+            let (admission, guard) = state
+                .budgets
+                .reserve(token, estimate, state.clock.now())
+                .await?;
+            self.rate = admission.rate;
+            self.budget_warning = admission
+                .budget_warning
+                .map(|(spent, cap)| format!("{:.2}/{:.2}", spent.as_usd(), cap.as_usd()));
+            self.guard = Some(guard);
+        }
+        self.trace.admitted = true;
+        self.enter("route");
+        Ok(())
+    }
+
+    /// Opens the next span (`route`, `upstream`, `tracking`).
+    pub fn enter(&mut self, span: &'static str) {
+        if let Some(clock) = self.clock.as_mut() {
+            clock.enter(span);
+        }
+    }
+
+    /// Records which model and key served, after the router succeeded.
+    pub fn served<T>(&mut self, plan: &Plan, served: &Served<T>) {
+        self.trace.model = Some(served.model.id.clone());
+        self.trace.provider = Some(served.model.provider.clone());
+        self.trace.integration_id = Some(served.integration_id);
+        self.trace.fallback_used = served.model.id != plan.first_choice;
+    }
+
+    pub fn mark_streamed(&mut self) {
+        self.trace.streamed = true;
+        self.trace.ttft_ms = self.clock.as_ref().map(SpanClock::elapsed_ms);
+    }
+
+    pub fn store_request_body(&mut self, body: &[u8]) {
+        if self.store_bodies {
+            self.trace.request_body = Some(redact(body));
+        }
+    }
+
+    pub fn store_response_body(&mut self, body: &[u8]) {
+        if self.store_bodies {
+            self.trace.response_body = Some(redact(body));
+        }
+    }
+
+    /// A served request: charge `usage` at `model`'s prices and settle the hold.
+    pub fn succeed(&mut self, model: &Model, usage: Usage) -> Money {
+        self.trace.status = TraceStatus::Success;
+        self.trace.http_status = 200;
+        self.charge(model, usage)
+    }
+
+    /// A request that failed but may have generated tokens (a stream cut short): bill what was
+    /// generated, record the failure.
+    pub fn fail_after_start(&mut self, model: &Model, usage: Usage, code: &'static str) {
+        self.charge(model, usage);
+        self.trace.status = TraceStatus::Error;
+        self.trace.http_status = 200;
+        self.trace.error_code = Some(code);
+        self.finished = true;
+    }
+
+    fn charge(&mut self, model: &Model, usage: Usage) -> Money {
+        let cost = model.cost(usage.prompt_tokens, usage.completion_tokens);
+        self.trace.prompt_tokens = usage.prompt_tokens;
+        self.trace.completion_tokens = usage.completion_tokens;
+        self.trace.cost = cost;
+        if let Some(guard) = self.guard.take() {
+            guard.settle(cost);
+        }
+        if let (Some(provider), Some(id)) =
+            (self.trace.provider.as_deref(), self.trace.integration_id)
+        {
+            self.health.add_spend(provider, id, cost);
+        }
+        self.finished = true;
+        cost
+    }
+
+    /// Records a refusal or failure; the hold (if any) is released when the call drops.
+    pub fn fail(&mut self, err: ApiError) -> ApiError {
+        self.trace.status = TraceStatus::Error;
+        self.trace.http_status = err.code().status().as_u16();
+        self.trace.error_code = Some(err.code().as_str());
+        self.finished = true;
+        match self.rate {
+            Some(rate) if err.code().status().as_u16() != 429 => err.with_rate_limit(rate),
+            _ => err,
+        }
+    }
+
+    /// Rate-limit and budget-warning headers for a successful response.
+    pub fn headers(&self, response: &mut HttpResponseBuilder) {
+        if let Some(rate) = &self.rate {
+            rate.apply(response);
+        }
+        if let Some(warning) = &self.budget_warning {
+            response.insert_header(("x-spidergate-budget-warning", warning.as_str()));
+        }
+    }
+
+    /// What the caller asked for (a model id or an alias).
+    pub fn requested(&self) -> &str {
+        &self.trace.requested_model
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.clock.as_ref().map_or(0, SpanClock::elapsed_ms)
+    }
+}
+
+impl Drop for GateCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.trace.error_code = Some("client_disconnected");
+        }
+        if let Some(clock) = self.clock.take() {
+            self.trace.latency_ms = clock.elapsed_ms();
+            self.trace.spans = clock.finish();
+        }
+        self.trace.attempts = std::mem::take(&mut self.attempts);
+        let trace = std::mem::replace(&mut self.trace, placeholder());
+        self.usage.record(trace);
+    }
+}
+
+fn placeholder() -> TraceRecord {
+    TraceRecord {
+        id: String::new(),
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        brand_id: 0,
+        agent_key_id: None,
+        request_kind: "",
+        requested_model: String::new(),
+        model: None,
+        provider: None,
+        integration_id: None,
+        status: TraceStatus::Error,
+        http_status: 0,
+        error_code: None,
+        latency_ms: 0,
+        ttft_ms: None,
+        streamed: false,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        cost: Money::ZERO,
+        fallback_used: false,
+        admitted: false,
+        attempts: Vec::new(),
+        spans: Vec::new(),
+        request_body: None,
+        response_body: None,
+    }
+}
+
+/// A body for storage: JSON with credential-like fields masked, else a size note.
+fn redact(body: &[u8]) -> String {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return format!("[{} bytes, not JSON]", body.len());
+    };
+    mask_secrets(&mut value);
+    value.to_string()
+}
+
+fn mask_secrets(value: &mut serde_json::Value) {
+    const SECRET_WORDS: [&str; 6] = [
+        "key",
+        "secret",
+        "token",
+        "password",
+        "authorization",
+        "credential",
+    ];
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, field) in map.iter_mut() {
+                let lower = name.to_ascii_lowercase();
+                if SECRET_WORDS.iter().any(|w| lower.contains(w)) && !lower.contains("tokens") {
+                    *field = serde_json::Value::String("[redacted]".into());
+                } else {
+                    mask_secrets(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_bodies_mask_credential_fields_but_keep_token_counts() {
+        let body = br#"{"model":"x","api_key":"sk-1","nested":{"Authorization":"Bearer y"},"max_tokens":5,"messages":[{"content":"hi"}]}"#;
+        let stored = super::redact(body);
+        assert!(
+            !stored.contains("sk-1") && !stored.contains("Bearer y"),
+            "{stored}"
+        );
+        assert!(
+            stored.contains("\"max_tokens\":5") && stored.contains("hi"),
+            "{stored}"
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! `TokenBudget`: one token's windows, spend and holds, as a pure state machine.
+
+use super::period::BudgetPeriod;
+use super::window::SlidingWindow;
+use crate::error::{ApiError, ErrorCode, RateHeaders};
+use crate::money::Money;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The limits a request is checked against (sent with every reservation, so edits apply at once).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<u32>,
+    pub rpd: Option<u32>,
+    pub monthly_budget: Option<Money>,
+    pub hard_budget: bool,
+    pub anchor_day: Option<u32>,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum LimitError {
+    #[error("rate limit of {limit} requests per minute reached")]
+    PerMinute { limit: u32, retry_after: Duration },
+    #[error("daily limit of {limit} requests reached")]
+    PerDay { limit: u32, retry_after: Duration },
+    #[error(
+        "monthly budget exhausted: ${spent:.4} spent (plus ${held:.4} held by requests in flight) of a ${cap:.2} hard cap; this request could cost up to ${estimate:.4}"
+    )]
+    BudgetExhausted {
+        spent: f64,
+        held: f64,
+        cap: f64,
+        estimate: f64,
+    },
+}
+
+impl From<LimitError> for ApiError {
+    fn from(err: LimitError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            LimitError::PerMinute { limit, retry_after } => {
+                ApiError::new(ErrorCode::RateLimitExceeded, message)
+                    .with_retry_after(retry_after)
+                    .with_rate_limit(RateHeaders {
+                        limit,
+                        remaining: 0,
+                        reset: retry_after,
+                    })
+            }
+            LimitError::PerDay { limit, retry_after } => {
+                ApiError::new(ErrorCode::DailyRateLimitExceeded, message)
+                    .with_retry_after(retry_after)
+                    .with_rate_limit(RateHeaders {
+                        limit,
+                        remaining: 0,
+                        reset: retry_after,
+                    })
+            }
+            LimitError::BudgetExhausted { .. } => ApiError::new(ErrorCode::BudgetExceeded, message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub hold_id: u64,
+    /// The tighter rate window after admission, for the `X-RateLimit-*` headers.
+    pub rate: Option<RateHeaders>,
+    /// `(spent, cap)` when a soft budget is at 80 % or more.
+    pub budget_warning: Option<(Money, Money)>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    amount: Money,
+    expires_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct TokenBudget {
+    period: BudgetPeriod,
+    spent: Money,
+    holds: HashMap<u64, Hold>,
+    next_hold: u64,
+    minute: SlidingWindow,
+    day: SlidingWindow,
+}
+
+impl TokenBudget {
+    pub fn new(period: BudgetPeriod, spent: Money) -> Self {
+        TokenBudget {
+            period,
+            spent,
+            holds: HashMap::new(),
+            next_hold: 1,
+            minute: SlidingWindow::new(MINUTE_MS),
+            day: SlidingWindow::new(DAY_MS),
+        }
+    }
+
+    /// Seeds the daily window with requests made before a restart (counted at `at_ms`).
+    pub fn seed_day(&mut self, at_ms: i64, requests: u32) {
+        self.day.record(at_ms, requests);
+    }
+
+    fn held(&self) -> Money {
+        Money::from_micros(self.holds.values().map(|h| h.amount.micros()).sum())
+    }
+
+    /// Checks the windows, then the budget, and if all pass counts the request and holds `estimate`.
+    pub fn admit(
+        &mut self,
+        limits: &Limits,
+        estimate: Money,
+        now: DateTime<Utc>,
+        hold_ttl: Duration,
+    ) -> Result<Admission, LimitError> {
+        self.roll(now, limits.anchor_day);
+        let now_ms = now.timestamp_millis();
+        if let Some(limit) = limits.rpm
+            && self.minute.count(now_ms) >= limit
+        {
+            return Err(LimitError::PerMinute {
+                limit,
+                retry_after: ms(self.minute.frees_in(now_ms, limit)),
+            });
+        }
+        if let Some(limit) = limits.rpd
+            && self.day.count(now_ms) >= limit
+        {
+            return Err(LimitError::PerDay {
+                limit,
+                retry_after: ms(self.day.frees_in(now_ms, limit)),
+            });
+        }
+        let held = self.held();
+        if let Some(cap) = limits.monthly_budget
+            && limits.hard_budget
+            && self.spent.micros() + held.micros() + estimate.micros() > cap.micros()
+        {
+            let usd = Money::as_usd;
+            return Err(LimitError::BudgetExhausted {
+                spent: usd(self.spent),
+                held: usd(held),
+                cap: usd(cap),
+                estimate: usd(estimate),
+            });
+        }
+        self.minute.record(now_ms, 1);
+        self.day.record(now_ms, 1);
+        let hold_id = self.next_hold;
+        self.next_hold += 1;
+        let ttl_ms = hold_ttl.as_millis() as i64;
+        self.holds.insert(
+            hold_id,
+            Hold {
+                amount: if limits.hard_budget {
+                    estimate
+                } else {
+                    Money::ZERO
+                },
+                expires_ms: now_ms + ttl_ms,
+            },
+        );
+        Ok(Admission {
+            hold_id,
+            rate: self.rate_view(limits, now_ms),
+            budget_warning: self.warning(limits),
+        })
+    }
+
+    /// Replaces the hold with what the request really cost.
+    pub fn settle(&mut self, hold_id: u64, cost: Money) {
+        self.holds.remove(&hold_id);
+        self.spent = Money::from_micros(self.spent.micros() + cost.micros());
+    }
+
+    pub fn release(&mut self, hold_id: u64) {
+        self.holds.remove(&hold_id);
+    }
+
+    /// Drops holds whose settle never arrived (a last resort; guards settle or release).
+    pub fn expire(&mut self, now: DateTime<Utc>) -> usize {
+        let now_ms = now.timestamp_millis();
+        let before = self.holds.len();
+        self.holds.retain(|_, h| h.expires_ms > now_ms);
+        before - self.holds.len()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.holds.is_empty()
+    }
+
+    pub fn spent(&self, now: DateTime<Utc>, anchor_day: Option<u32>) -> Money {
+        if BudgetPeriod::containing(now, anchor_day) == self.period {
+            self.spent
+        } else {
+            Money::ZERO
+        }
+    }
+
+    /// Remaining requests in the minute and day windows (`None` = unlimited).
+    pub fn remaining(&mut self, limits: &Limits, now: DateTime<Utc>) -> (Option<u32>, Option<u32>) {
+        let now_ms = now.timestamp_millis();
+        let minute = limits
+            .rpm
+            .map(|l| l.saturating_sub(self.minute.count(now_ms)));
+        let day = limits.rpd.map(|l| l.saturating_sub(self.day.count(now_ms)));
+        (minute, day)
+    }
+
+    /// A new budget month starts from zero.
+    fn roll(&mut self, now: DateTime<Utc>, anchor_day: Option<u32>) {
+        let period = BudgetPeriod::containing(now, anchor_day);
+        if period != self.period {
+            self.period = period;
+            self.spent = Money::ZERO;
+        }
+    }
+
+    fn rate_view(&mut self, limits: &Limits, now_ms: i64) -> Option<RateHeaders> {
+        let minute = limits
+            .rpm
+            .map(|limit| view(&mut self.minute, limit, now_ms));
+        let day = limits.rpd.map(|limit| view(&mut self.day, limit, now_ms));
+        match (minute, day) {
+            (Some(m), Some(d)) => Some(if d.remaining < m.remaining { d } else { m }),
+            (m, d) => m.or(d),
+        }
+    }
+
+    fn warning(&self, limits: &Limits) -> Option<(Money, Money)> {
+        let cap = limits.monthly_budget?;
+        let soft = !limits.hard_budget;
+        (soft && self.spent.micros() * 5 >= cap.micros() * 4).then_some((self.spent, cap))
+    }
+}
+
+/// `remaining` in the window, and how long until its oldest request leaves it (frees a slot).
+fn view(window: &mut SlidingWindow, limit: u32, now_ms: i64) -> RateHeaders {
+    let used = window.count(now_ms);
+    let reset = if used == 0 {
+        0
+    } else {
+        window.frees_in(now_ms, used)
+    };
+    RateHeaders {
+        limit,
+        remaining: limit.saturating_sub(used),
+        reset: ms(reset),
+    }
+}
+
+fn ms(millis: i64) -> Duration {
+    Duration::from_millis(millis.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rpm: Option<u32>, budget: Option<f64>, hard: bool) -> Limits {
+        Limits {
+            rpm,
+            rpd: None,
+            monthly_budget: budget.and_then(Money::from_usd),
+            hard_budget: hard,
+            anchor_day: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-22T10:00:00Z".parse().expect("time")
+    }
+
+    fn budget() -> TokenBudget {
+        TokenBudget::new(BudgetPeriod::containing(now(), None), Money::ZERO)
+    }
+
+    const TTL: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn holds_count_against_a_hard_cap_until_settled_or_released() {
+        let (mut b, l) = (budget(), limits(None, Some(1.0), true));
+        let usd = |v| Money::from_usd(v).expect("usd");
+        let first = b.admit(&l, usd(0.6), now(), TTL).expect("fits");
+        let err = b
+            .admit(&l, usd(0.6), now(), TTL)
+            .expect_err("0.6 held + 0.6 > 1.0");
+        assert!(matches!(err, LimitError::BudgetExhausted { .. }));
+        b.settle(first.hold_id, usd(0.1));
+        let second = b
+            .admit(&l, usd(0.6), now(), TTL)
+            .expect("0.1 spent + 0.6 fits");
+        b.release(second.hold_id);
+        assert_eq!(b.spent(now(), None), usd(0.1));
+    }
+
+    #[test]
+    fn rpm_is_exact_and_tells_when_to_retry() {
+        let (mut b, l) = (budget(), limits(Some(2), None, true));
+        b.admit(&l, Money::ZERO, now(), TTL).expect("1");
+        let second = b.admit(&l, Money::ZERO, now(), TTL).expect("2");
+        assert_eq!(
+            second.rate,
+            Some(RateHeaders {
+                limit: 2,
+                remaining: 0,
+                reset: Duration::from_secs(60)
+            })
+        );
+        let err = b
+            .admit(&l, Money::ZERO, now() + chrono::Duration::seconds(10), TTL)
+            .expect_err("3rd");
+        assert_eq!(
+            err,
+            LimitError::PerMinute {
+                limit: 2,
+                retry_after: Duration::from_secs(50)
+            }
+        );
+        assert!(
+            b.admit(&l, Money::ZERO, now() + chrono::Duration::seconds(60), TTL)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn soft_budgets_pass_with_a_warning_from_80_percent() {
+        let (mut b, l) = (budget(), limits(None, Some(10.0), false));
+        let a = b.admit(&l, Money::ZERO, now(), TTL).expect("ok");
+        b.settle(a.hold_id, Money::from_usd(7.9).expect("usd"));
+        assert_eq!(
+            b.admit(&l, Money::ZERO, now(), TTL)
+                .expect("ok")
+                .budget_warning,
+            None
+        );
+        b.settle(2, Money::from_usd(4.0).expect("usd"));
+        let warned = b
+            .admit(&l, Money::ZERO, now(), TTL)
+            .expect("soft never blocks");
+        assert_eq!(warned.budget_warning.map(|(s, _)| s.as_usd()), Some(11.9));
+    }
+
+    #[test]
+    fn a_new_month_starts_from_zero_and_stale_holds_expire() {
+        let (mut b, l) = (budget(), limits(None, Some(1.0), true));
+        let a = b
+            .admit(&l, Money::from_usd(0.9).expect("usd"), now(), TTL)
+            .expect("fits");
+        b.settle(a.hold_id, Money::from_usd(0.9).expect("usd"));
+        b.admit(&l, Money::from_usd(0.05).expect("usd"), now(), TTL)
+            .expect("fits");
+        assert_eq!(b.expire(now() + chrono::Duration::seconds(601)), 1);
+        let december: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().expect("time");
+        assert!(
+            b.admit(&l, Money::from_usd(0.9).expect("usd"), december, TTL)
+                .is_ok()
+        );
+    }
+}

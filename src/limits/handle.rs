@@ -1,0 +1,177 @@
+//! `Budgets`: finds or starts a token's `BudgetActor`; `ReservationGuard` settles or releases.
+
+use super::actor::{BudgetActor, Peek, Release, Reserve, Settle};
+use super::budget::{Admission, Limits, TokenBudget};
+use super::period::BudgetPeriod;
+use crate::auth::TokenEntry;
+use crate::error::ApiError;
+use crate::money::Money;
+use crate::usage::TokenSeed;
+use actix::{Actor, Addr};
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Budgets {
+    actors: Arc<DashMap<i32, Addr<BudgetActor>>>,
+    parked: Arc<DashMap<i32, TokenBudget>>,
+    /// Start-up state per token from the hourly counters; consumed when its actor first starts.
+    seeds: Arc<DashMap<i32, TokenSeed>>,
+    hold_ttl: Duration,
+    idle_after: Duration,
+}
+
+/// Holds a reservation until the request's cost is known. Dropping it unsettled releases the hold.
+pub struct ReservationGuard {
+    actor: Option<Addr<BudgetActor>>,
+    hold_id: u64,
+}
+
+impl ReservationGuard {
+    /// For callers without a budget actor (client credentials): settles nothing.
+    pub fn none() -> Self {
+        ReservationGuard {
+            actor: None,
+            hold_id: 0,
+        }
+    }
+
+    /// Charges `cost` and releases the hold. Always delivered (`do_send`).
+    pub fn settle(mut self, cost: Money) {
+        if let Some(actor) = self.actor.take() {
+            actor.do_send(Settle {
+                hold_id: self.hold_id,
+                cost,
+            });
+        }
+    }
+}
+
+impl Drop for ReservationGuard {
+    fn drop(&mut self) {
+        if let Some(actor) = self.actor.take() {
+            actor.do_send(Release(self.hold_id));
+        }
+    }
+}
+
+pub fn limits_of(token: &TokenEntry) -> Limits {
+    Limits {
+        rpm: token.limits.rpm,
+        rpd: token.limits.rpd,
+        monthly_budget: token.limits.monthly_budget,
+        hard_budget: token.limits.hard_budget,
+        anchor_day: token.anchor_day,
+    }
+}
+
+impl Budgets {
+    pub fn new(
+        seeds: HashMap<i32, TokenSeed>,
+        hold_ttl: Duration,
+        idle_after: Duration,
+    ) -> Budgets {
+        Budgets {
+            actors: Arc::default(),
+            parked: Arc::default(),
+            seeds: Arc::new(seeds.into_iter().collect()),
+            hold_ttl,
+            idle_after,
+        }
+    }
+
+    /// Checks the token's windows and budget and holds `estimate` (429/402 on refusal).
+    pub async fn reserve(
+        &self,
+        token: &TokenEntry,
+        estimate: Money,
+        now: DateTime<Utc>,
+    ) -> Result<(Admission, ReservationGuard), ApiError> {
+        let limits = limits_of(token);
+        // A stopped actor (parked while this message was on its way) is replaced once.
+        for _ in 0..2 {
+            let actor = self.actor_for(token, now);
+            match actor
+                .send(Reserve {
+                    limits,
+                    estimate,
+                    now,
+                })
+                .await
+            {
+                Ok(result) => {
+                    let admission = result?;
+                    let guard = ReservationGuard {
+                        actor: Some(actor),
+                        hold_id: admission.hold_id,
+                    };
+                    return Ok((admission, guard));
+                }
+                Err(_) => continue,
+            }
+        }
+        Err(ApiError::internal(anyhow::anyhow!(
+            "budget actor for token {} unavailable",
+            token.id
+        )))
+    }
+
+    /// Spend this period and remaining requests (minute, day) for `GET /usage`.
+    pub async fn peek(
+        &self,
+        token: &TokenEntry,
+        now: DateTime<Utc>,
+    ) -> (Money, Option<u32>, Option<u32>) {
+        let limits = limits_of(token);
+        let actor = self.actor_for(token, now);
+        actor
+            .send(Peek { limits, now })
+            .await
+            .unwrap_or((Money::ZERO, limits.rpm, limits.rpd))
+    }
+
+    fn actor_for(&self, token: &TokenEntry, now: DateTime<Utc>) -> Addr<BudgetActor> {
+        let mut entry = self
+            .actors
+            .entry(token.id)
+            .or_insert_with(|| self.start(token, now));
+        if !entry.connected() {
+            *entry = self.start(token, now);
+        }
+        entry.clone()
+    }
+
+    fn start(&self, token: &TokenEntry, now: DateTime<Utc>) -> Addr<BudgetActor> {
+        let budget = match self.parked.remove(&token.id) {
+            Some((_, parked)) => parked,
+            None => self.restore(token, now),
+        };
+        BudgetActor::new(
+            token.id,
+            budget,
+            self.hold_ttl,
+            self.idle_after,
+            self.parked.clone(),
+        )
+        .start()
+    }
+
+    /// Rebuilds a token's state from the hourly counters: spend since its period began, and the
+    /// requests of the last 24 h (counted at the end of their hour, so a restart never frees
+    /// slots early).
+    fn restore(&self, token: &TokenEntry, now: DateTime<Utc>) -> TokenBudget {
+        let period = BudgetPeriod::containing(now, token.anchor_day);
+        let Some((_, seed)) = self.seeds.remove(&token.id) else {
+            return TokenBudget::new(period, Money::ZERO);
+        };
+        let mut budget = TokenBudget::new(period, seed.spent_since(period.start));
+        for (hour, requests) in seed.hourly_requests {
+            let counted_at = ((hour + 3600) * 1000).min(now.timestamp_millis());
+            budget.seed_day(counted_at, requests);
+        }
+        budget
+    }
+}

@@ -1,0 +1,1 @@
+//! Usage and trace endpoints (filled in below).

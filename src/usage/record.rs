@@ -1,0 +1,109 @@
+//! `TraceRecord`: what one gateway request did, as the handlers fill it in.
+
+use crate::money::Money;
+use crate::routing::Attempt;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceStatus {
+    Success,
+    Error,
+}
+
+impl TraceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceStatus::Success => "success",
+            TraceStatus::Error => "error",
+        }
+    }
+}
+
+/// One phase of a request: milliseconds from the request's start, and its duration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    pub name: &'static str,
+    pub start_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// Measures spans relative to the request's start.
+#[derive(Debug, Clone)]
+pub struct SpanClock {
+    started: Instant,
+    spans: Vec<Span>,
+    open: Option<(&'static str, Instant)>,
+}
+
+impl SpanClock {
+    pub fn new(started: Instant) -> Self {
+        SpanClock {
+            started,
+            spans: Vec::with_capacity(5),
+            open: None,
+        }
+    }
+
+    /// Closes the open span (if any) and opens `name`.
+    pub fn enter(&mut self, name: &'static str) {
+        self.enter_at(name, Instant::now());
+    }
+
+    /// Closes the open span at `at` and opens `name` from there.
+    pub fn enter_at(&mut self, name: &'static str, at: Instant) {
+        self.close_at(at);
+        self.open = Some((name, at));
+    }
+
+    fn close_at(&mut self, now: Instant) {
+        if let Some((name, began)) = self.open.take() {
+            let ms = |i: Instant| i.duration_since(self.started).as_secs_f64() * 1000.0;
+            self.spans.push(Span {
+                name,
+                start_ms: ms(began),
+                duration_ms: (ms(now) - ms(began)).max(0.0),
+            });
+        }
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Closes the open span and returns them all.
+    pub fn finish(mut self) -> Vec<Span> {
+        self.close_at(Instant::now());
+        self.spans
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceRecord {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub brand_id: i32,
+    pub agent_key_id: Option<i32>,
+    pub request_kind: &'static str,
+    pub requested_model: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub integration_id: Option<i32>,
+    pub status: TraceStatus,
+    pub http_status: u16,
+    pub error_code: Option<&'static str>,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub streamed: bool,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: Money,
+    pub fallback_used: bool,
+    /// The request passed the token's limits (it counts against RPM/RPD even if upstream failed).
+    pub admitted: bool,
+    pub attempts: Vec<Attempt>,
+    pub spans: Vec<Span>,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}

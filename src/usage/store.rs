@@ -1,0 +1,208 @@
+//! Trace rows and hourly token counters. The only file of this concern that touches `entity`.
+
+use super::record::{TraceRecord, TraceStatus};
+use crate::money::Money;
+use chrono::{DateTime, Utc};
+use entity::{token_usage_hourly as hourly, trace};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
+};
+use std::collections::{BTreeMap, HashMap};
+
+fn row(r: &TraceRecord) -> trace::ActiveModel {
+    trace::ActiveModel {
+        id: Set(r.id.clone()),
+        created_at: Set(r.created_at),
+        brand_id: Set(r.brand_id),
+        agent_key_id: Set(r.agent_key_id),
+        request_kind: Set(r.request_kind.to_owned()),
+        requested_model: Set(r.requested_model.clone()),
+        model: Set(r.model.clone()),
+        provider: Set(r.provider.clone()),
+        integration_id: Set(r.integration_id),
+        status: Set(r.status.as_str().to_owned()),
+        http_status: Set(i32::from(r.http_status)),
+        error_code: Set(r.error_code.map(str::to_owned)),
+        latency_ms: Set(r.latency_ms as i64),
+        ttft_ms: Set(r.ttft_ms.map(|t| t as i64)),
+        streamed: Set(r.streamed),
+        prompt_tokens: Set(r.prompt_tokens as i64),
+        completion_tokens: Set(r.completion_tokens as i64),
+        cost_micros: Set(r.cost.micros()),
+        fallback_used: Set(r.fallback_used),
+        attempts: Set(serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into())),
+        spans: Set(serde_json::to_string(&r.spans).unwrap_or_else(|_| "[]".into())),
+        request_body: Set(r.request_body.clone()),
+        response_body: Set(r.response_body.clone()),
+    }
+}
+
+/// Inserts the rows and adds their requests and cost to the hourly token counters, atomically.
+pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Result<(), DbErr> {
+    let mut counters: BTreeMap<(i32, i64), (i64, i64)> = BTreeMap::new();
+    for r in batch.iter().filter(|r| r.admitted) {
+        let Some(token) = r.agent_key_id else {
+            continue;
+        };
+        let hour = r.created_at.timestamp().div_euclid(3600) * 3600;
+        let entry = counters.entry((token, hour)).or_default();
+        entry.0 += 1;
+        entry.1 += r.cost.micros();
+    }
+    let txn = db.begin().await?;
+    for chunk in batch.chunks(400) {
+        trace::Entity::insert_many(chunk.iter().map(row))
+            .exec(&txn)
+            .await?;
+    }
+    if !counters.is_empty() {
+        let rows = counters
+            .into_iter()
+            .map(|((token, hour), (requests, cost))| hourly::ActiveModel {
+                agent_key_id: Set(token),
+                hour_start: Set(hour),
+                requests: Set(requests),
+                cost_micros: Set(cost),
+            });
+        let add = |column: hourly::Column, name: &str| {
+            Expr::col((hourly::Entity, column)).add(Expr::cust(format!("excluded.{name}")))
+        };
+        hourly::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([hourly::Column::AgentKeyId, hourly::Column::HourStart])
+                    .value(
+                        hourly::Column::Requests,
+                        add(hourly::Column::Requests, "requests"),
+                    )
+                    .value(
+                        hourly::Column::CostMicros,
+                        add(hourly::Column::CostMicros, "cost_micros"),
+                    )
+                    .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await
+}
+
+/// What a token's budget actor starts from after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSeed {
+    /// (hour start, cost) for the last ~32 days, to sum from any budget period's start.
+    pub hourly_cost: Vec<(i64, Money)>,
+    /// (hour start, admitted requests) for the last 25 hours, for the daily window.
+    pub hourly_requests: Vec<(i64, u32)>,
+}
+
+impl TokenSeed {
+    pub fn spent_since(&self, start: DateTime<Utc>) -> Money {
+        let from = start.timestamp();
+        Money::from_micros(
+            self.hourly_cost
+                .iter()
+                .filter(|(h, _)| *h >= from)
+                .map(|(_, c)| c.micros())
+                .sum(),
+        )
+    }
+}
+
+/// Every token's recent hourly counters, loaded once at start-up.
+pub async fn load_token_seeds(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<HashMap<i32, TokenSeed>, DbErr> {
+    let since = now.timestamp() - 32 * 24 * 3600;
+    let rows = hourly::Entity::find()
+        .filter(hourly::Column::HourStart.gte(since))
+        .all(db)
+        .await?;
+    let day_ago = now.timestamp() - 25 * 3600;
+    let mut seeds: HashMap<i32, TokenSeed> = HashMap::new();
+    for row in rows {
+        let seed = seeds.entry(row.agent_key_id).or_default();
+        seed.hourly_cost
+            .push((row.hour_start, Money::from_micros(row.cost_micros)));
+        if row.hour_start >= day_ago {
+            seed.hourly_requests.push((
+                row.hour_start,
+                row.requests.clamp(0, u32::MAX as i64) as u32,
+            ));
+        }
+    }
+    Ok(seeds)
+}
+
+/// A key's spend today and this calendar month (UTC), from the ledger.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntegrationSpend {
+    pub today: Money,
+    pub month: Money,
+}
+
+/// Per-integration spend since `month_start`, split at `day_start`; loaded once at start-up.
+pub async fn load_integration_spend(
+    db: &DatabaseConnection,
+    month_start: DateTime<Utc>,
+    day_start: DateTime<Utc>,
+) -> Result<HashMap<i32, IntegrationSpend>, DbErr> {
+    let mut spend: HashMap<i32, IntegrationSpend> = HashMap::new();
+    for (since, today) in [(month_start, false), (day_start, true)] {
+        let sums: Vec<(Option<i32>, Option<i64>)> = trace::Entity::find()
+            .select_only()
+            .column(trace::Column::IntegrationId)
+            .column_as(trace::Column::CostMicros.sum(), "cost")
+            .filter(trace::Column::CreatedAt.gte(since))
+            .filter(trace::Column::Status.eq(TraceStatus::Success.as_str()))
+            .filter(trace::Column::IntegrationId.is_not_null())
+            .group_by(trace::Column::IntegrationId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, cost) in sums {
+            let (Some(id), Some(cost)) = (id, cost) else {
+                continue;
+            };
+            let entry = spend.entry(id).or_default();
+            if today {
+                entry.today = Money::from_micros(cost);
+            } else {
+                entry.month = Money::from_micros(cost);
+            }
+        }
+    }
+    Ok(spend)
+}
+
+/// A token's spend and requests per model since `since`: (model, cost, requests).
+pub async fn token_month_by_model(
+    db: &DatabaseConnection,
+    token: i32,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, Money, u64)>, DbErr> {
+    let rows: Vec<(Option<String>, Option<i64>, i64)> = trace::Entity::find()
+        .select_only()
+        .column(trace::Column::Model)
+        .column_as(trace::Column::CostMicros.sum(), "cost")
+        .column_as(trace::Column::Id.count(), "requests")
+        .filter(trace::Column::AgentKeyId.eq(token))
+        .filter(trace::Column::CreatedAt.gte(since))
+        .filter(trace::Column::Status.eq(TraceStatus::Success.as_str()))
+        .group_by(trace::Column::Model)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(model, cost, requests)| {
+            Some((
+                model?,
+                Money::from_micros(cost.unwrap_or(0)),
+                Ord::max(requests, 0) as u64,
+            ))
+        })
+        .collect())
+}
