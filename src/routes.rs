@@ -6,7 +6,7 @@
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
 use crate::gate::{chat, media, models, status};
-use crate::{brands, catalog, tokens, vault};
+use crate::{brands, catalog, tokens, usage, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::ServiceResponse;
@@ -25,6 +25,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
             web::scope("/api/v1/agent-keys")
                 .wrap(from_fn(auth::require(Scope::System)))
                 .configure(tokens::admin::configure),
+        )
+        .service(
+            web::scope("/api/v1/traces")
+                .wrap(from_fn(auth::require(Scope::System)))
+                .configure(usage::http::configure_traces),
+        )
+        .service(
+            web::resource("/api/v1/usage")
+                .wrap(from_fn(auth::require(Scope::System)))
+                .get(usage::http::brand_usage),
         )
         .service(
             web::scope("/api/v1/integrations")
@@ -65,6 +75,11 @@ fn gateway() -> actix_web::Scope {
             web::resource("/providers")
                 .wrap(catalog())
                 .get(models::list_providers),
+        )
+        .service(
+            web::resource("/usage")
+                .wrap(from_fn(auth::require(Scope::GateUsage)))
+                .get(usage::http::token_usage),
         )
         .service(generating("/chat/completions", chat::chat_completions))
         .service(generating("/embeddings", media::embeddings))

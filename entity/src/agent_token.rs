@@ -14,8 +14,8 @@ pub struct Model {
     pub token_preview: String,
     /// Space-separated scope names.
     pub scopes: String,
-    /// Monthly budget in micro-dollars; `None` = no budget.
-    pub monthly_budget_micros: Option<i64>,
+    /// Monthly budget in nano-dollars; `None` = no budget.
+    pub monthly_budget_nanos: Option<i64>,
     pub budget_mode: String,
     pub rpm: Option<i32>,
     pub rpd: Option<i32>,

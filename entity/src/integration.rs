@@ -20,7 +20,7 @@ pub struct Model {
     pub share_with_pool: bool,
     pub daily_limit: Option<i32>,
     pub minute_limit: Option<i32>,
-    pub spend_limit_micros: Option<i64>,
+    pub spend_limit_nanos: Option<i64>,
     pub spend_limit_period: String,
     pub spend_limit_action: String,
     pub health_status: String,

@@ -24,7 +24,7 @@ pub struct Model {
     pub streamed: bool,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
-    pub cost_micros: i64,
+    pub cost_nanos: i64,
     pub fallback_used: bool,
     /// JSON array of attempts.
     pub attempts: String,

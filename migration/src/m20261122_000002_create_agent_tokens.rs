@@ -18,7 +18,7 @@ impl MigrationTrait for Migration {
                     .col(string_uniq(AgentTokens::TokenHash))
                     .col(string(AgentTokens::TokenPreview))
                     .col(string(AgentTokens::Scopes))
-                    .col(big_integer_null(AgentTokens::MonthlyBudgetMicros))
+                    .col(big_integer_null(AgentTokens::MonthlyBudgetNanos))
                     .col(string(AgentTokens::BudgetMode))
                     .col(integer_null(AgentTokens::Rpm))
                     .col(integer_null(AgentTokens::Rpd))
@@ -65,7 +65,7 @@ enum AgentTokens {
     TokenHash,
     TokenPreview,
     Scopes,
-    MonthlyBudgetMicros,
+    MonthlyBudgetNanos,
     BudgetMode,
     Rpm,
     Rpd,

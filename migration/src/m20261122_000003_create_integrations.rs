@@ -24,7 +24,7 @@ impl MigrationTrait for Migration {
                     .col(boolean(Integrations::ShareWithPool))
                     .col(integer_null(Integrations::DailyLimit))
                     .col(integer_null(Integrations::MinuteLimit))
-                    .col(big_integer_null(Integrations::SpendLimitMicros))
+                    .col(big_integer_null(Integrations::SpendLimitNanos))
                     .col(string(Integrations::SpendLimitPeriod))
                     .col(string(Integrations::SpendLimitAction))
                     .col(string(Integrations::HealthStatus))
@@ -77,7 +77,7 @@ enum Integrations {
     ShareWithPool,
     DailyLimit,
     MinuteLimit,
-    SpendLimitMicros,
+    SpendLimitNanos,
     SpendLimitPeriod,
     SpendLimitAction,
     HealthStatus,

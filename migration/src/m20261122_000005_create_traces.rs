@@ -28,7 +28,7 @@ impl MigrationTrait for Migration {
                     .col(boolean(Traces::Streamed))
                     .col(big_integer(Traces::PromptTokens))
                     .col(big_integer(Traces::CompletionTokens))
-                    .col(big_integer(Traces::CostMicros))
+                    .col(big_integer(Traces::CostNanos))
                     .col(boolean(Traces::FallbackUsed))
                     .col(text(Traces::Attempts))
                     .col(text(Traces::Spans))
@@ -66,7 +66,7 @@ impl MigrationTrait for Migration {
                     .col(integer(TokenUsageHourly::AgentKeyId))
                     .col(big_integer(TokenUsageHourly::HourStart))
                     .col(big_integer(TokenUsageHourly::Requests))
-                    .col(big_integer(TokenUsageHourly::CostMicros))
+                    .col(big_integer(TokenUsageHourly::CostNanos))
                     .primary_key(
                         Index::create()
                             .col(TokenUsageHourly::AgentKeyId)
@@ -107,7 +107,7 @@ enum Traces {
     Streamed,
     PromptTokens,
     CompletionTokens,
-    CostMicros,
+    CostNanos,
     FallbackUsed,
     Attempts,
     Spans,
@@ -121,5 +121,5 @@ enum TokenUsageHourly {
     AgentKeyId,
     HourStart,
     Requests,
-    CostMicros,
+    CostNanos,
 }

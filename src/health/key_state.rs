@@ -109,8 +109,8 @@ impl SpendCounter {
         let (today, month) = self.read(now);
         self.day = Some(now);
         self.month = Some((now.year(), now.month()));
-        self.today = Money::from_micros(today.micros() + cost.micros());
-        self.this_month = Money::from_micros(month.micros() + cost.micros());
+        self.today = Money::from_nanos(today.nanos() + cost.nanos());
+        self.this_month = Money::from_nanos(month.nanos() + cost.nanos());
     }
 
     /// (today, this month) as of `now`: a new day or month reads as zero.

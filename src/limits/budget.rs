@@ -108,7 +108,7 @@ impl TokenBudget {
     }
 
     fn held(&self) -> Money {
-        Money::from_micros(self.holds.values().map(|h| h.amount.micros()).sum())
+        Money::from_nanos(self.holds.values().map(|h| h.amount.nanos()).sum())
     }
 
     /// Checks the windows, then the budget, and if all pass counts the request and holds `estimate`.
@@ -140,7 +140,7 @@ impl TokenBudget {
         let held = self.held();
         if let Some(cap) = limits.monthly_budget
             && limits.hard_budget
-            && self.spent.micros() + held.micros() + estimate.micros() > cap.micros()
+            && self.spent.nanos() + held.nanos() + estimate.nanos() > cap.nanos()
         {
             let usd = Money::as_usd;
             return Err(LimitError::BudgetExhausted {
@@ -176,7 +176,7 @@ impl TokenBudget {
     /// Replaces the hold with what the request really cost.
     pub fn settle(&mut self, hold_id: u64, cost: Money) {
         self.holds.remove(&hold_id);
-        self.spent = Money::from_micros(self.spent.micros() + cost.micros());
+        self.spent = Money::from_nanos(self.spent.nanos() + cost.nanos());
     }
 
     pub fn release(&mut self, hold_id: u64) {
@@ -236,7 +236,7 @@ impl TokenBudget {
     fn warning(&self, limits: &Limits) -> Option<(Money, Money)> {
         let cap = limits.monthly_budget?;
         let soft = !limits.hard_budget;
-        (soft && self.spent.micros() * 5 >= cap.micros() * 4).then_some((self.spent, cap))
+        (soft && self.spent.nanos() * 5 >= cap.nanos() * 4).then_some((self.spent, cap))
     }
 }
 

@@ -6,8 +6,10 @@ use super::store::{self, TokenRecord};
 use crate::auth::{Principal, TokenCache};
 use crate::error::ApiError;
 use crate::json::Json;
+use crate::limits::BudgetPeriod;
 use crate::money::Money;
 use crate::state::AppState;
+use crate::usage;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -44,11 +46,44 @@ struct TokenView {
     spend: SpendView,
 }
 
-/// Spend of the current budget month. Filled by the accounting issue; zero until then.
+/// Spend of the current budget month, from the ledger.
 #[derive(Serialize, Default)]
 struct SpendView {
     month_usd: Money,
     by_model: Vec<serde_json::Value>,
+}
+
+/// The token's spend this budget month, per model (largest first).
+async fn spend(
+    state: &AppState,
+    principal: &Principal,
+    token_id: i32,
+) -> Result<SpendView, ApiError> {
+    let anchor = state.auth.anchor_day(&principal.client_id);
+    let month = BudgetPeriod::containing(state.clock.now(), anchor);
+    let mut rows = usage::token_month_by_model(&state.db, token_id, month.start).await?;
+    rows.sort_by_key(|(_, cost, _)| std::cmp::Reverse(*cost));
+    let total = rows.iter().map(|(_, cost, _)| cost.nanos()).sum();
+    let by_model = rows
+        .into_iter()
+        .map(|(model, cost, requests)| json!({ "model": model, "cost_usd": cost, "requests": requests }))
+        .collect();
+    Ok(SpendView {
+        month_usd: Money::from_nanos(total),
+        by_model,
+    })
+}
+
+/// `view` with its spend filled in.
+async fn full_view(
+    state: &AppState,
+    record: TokenRecord,
+    principal: &Principal,
+) -> Result<TokenView, ApiError> {
+    let spend = spend(state, principal, record.id).await?;
+    let mut view = view(record, principal, &state.auth);
+    view.spend = spend;
+    Ok(view)
 }
 
 fn view(record: TokenRecord, principal: &Principal, cache: &TokenCache) -> TokenView {
@@ -102,7 +137,7 @@ async fn create_token(
         ),
     );
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
-    let agent_key = view(record, &principal, &state.auth);
+    let agent_key = full_view(&state, record, &principal).await?;
     Ok(HttpResponse::Created()
         .json(json!({ "token": minted.secret.expose(), "agent_key": agent_key })))
 }
@@ -120,10 +155,10 @@ async fn list_tokens(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let records = store::list_tokens(&state.db, principal.brand_id, query.include_revoked).await?;
-    let data: Vec<TokenView> = records
-        .into_iter()
-        .map(|r| view(r, &principal, &state.auth))
-        .collect();
+    let mut data: Vec<TokenView> = Vec::with_capacity(records.len());
+    for record in records {
+        data.push(full_view(&state, record, &principal).await?);
+    }
     Ok(HttpResponse::Ok().json(json!({ "total": data.len(), "data": data })))
 }
 
@@ -135,7 +170,7 @@ async fn get_token(
     let record = store::find_token(&state.db, principal.brand_id, *id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+    Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
 async fn update_token(
@@ -160,7 +195,7 @@ async fn update_token(
             state.auth.anchor_day(&principal.client_id),
         ),
     );
-    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+    Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
 async fn revoke_token(
@@ -179,7 +214,7 @@ async fn revoke_token(
         ),
     );
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token revoked");
-    Ok(HttpResponse::Ok().json(view(record, &principal, &state.auth)))
+    Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
 fn not_found() -> ApiError {

@@ -58,7 +58,7 @@ impl TryFrom<agent_token::Model> for TokenRecord {
         let corrupt = |what: &str| DbErr::Custom(format!("agent token {}: corrupt {what}", row.id));
         let settings = TokenSettings {
             name: row.name.clone(),
-            monthly_budget: row.monthly_budget_micros.map(Money::from_micros),
+            monthly_budget: row.monthly_budget_nanos.map(Money::from_nanos),
             budget_mode: BudgetMode::parse(&row.budget_mode)
                 .ok_or_else(|| corrupt("budget_mode"))?,
             rpm: row.rpm.map(|v| v as u32),
@@ -84,7 +84,7 @@ impl TryFrom<agent_token::Model> for TokenRecord {
 
 fn write_settings(row: &mut agent_token::ActiveModel, s: &TokenSettings) {
     row.name = Set(s.name.clone());
-    row.monthly_budget_micros = Set(s.monthly_budget.map(Money::micros));
+    row.monthly_budget_nanos = Set(s.monthly_budget.map(Money::nanos));
     row.budget_mode = Set(s.budget_mode.as_str().to_owned());
     row.rpm = Set(s.rpm.map(|v| v.min(i32::MAX as u32) as i32));
     row.rpd = Set(s.rpd.map(|v| v.min(i32::MAX as u32) as i32));

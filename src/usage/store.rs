@@ -30,7 +30,7 @@ fn row(r: &TraceRecord) -> trace::ActiveModel {
         streamed: Set(r.streamed),
         prompt_tokens: Set(r.prompt_tokens as i64),
         completion_tokens: Set(r.completion_tokens as i64),
-        cost_micros: Set(r.cost.micros()),
+        cost_nanos: Set(r.cost.nanos()),
         fallback_used: Set(r.fallback_used),
         attempts: Set(serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into())),
         spans: Set(serde_json::to_string(&r.spans).unwrap_or_else(|_| "[]".into())),
@@ -49,7 +49,7 @@ pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Res
         let hour = r.created_at.timestamp().div_euclid(3600) * 3600;
         let entry = counters.entry((token, hour)).or_default();
         entry.0 += 1;
-        entry.1 += r.cost.micros();
+        entry.1 += r.cost.nanos();
     }
     let txn = db.begin().await?;
     for chunk in batch.chunks(400) {
@@ -64,7 +64,7 @@ pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Res
                 agent_key_id: Set(token),
                 hour_start: Set(hour),
                 requests: Set(requests),
-                cost_micros: Set(cost),
+                cost_nanos: Set(cost),
             });
         let add = |column: hourly::Column, name: &str| {
             Expr::col((hourly::Entity, column)).add(Expr::cust(format!("excluded.{name}")))
@@ -77,8 +77,8 @@ pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Res
                         add(hourly::Column::Requests, "requests"),
                     )
                     .value(
-                        hourly::Column::CostMicros,
-                        add(hourly::Column::CostMicros, "cost_micros"),
+                        hourly::Column::CostNanos,
+                        add(hourly::Column::CostNanos, "cost_nanos"),
                     )
                     .to_owned(),
             )
@@ -100,11 +100,11 @@ pub struct TokenSeed {
 impl TokenSeed {
     pub fn spent_since(&self, start: DateTime<Utc>) -> Money {
         let from = start.timestamp();
-        Money::from_micros(
+        Money::from_nanos(
             self.hourly_cost
                 .iter()
                 .filter(|(h, _)| *h >= from)
-                .map(|(_, c)| c.micros())
+                .map(|(_, c)| c.nanos())
                 .sum(),
         )
     }
@@ -125,7 +125,7 @@ pub async fn load_token_seeds(
     for row in rows {
         let seed = seeds.entry(row.agent_key_id).or_default();
         seed.hourly_cost
-            .push((row.hour_start, Money::from_micros(row.cost_micros)));
+            .push((row.hour_start, Money::from_nanos(row.cost_nanos)));
         if row.hour_start >= day_ago {
             seed.hourly_requests.push((
                 row.hour_start,
@@ -154,9 +154,8 @@ pub async fn load_integration_spend(
         let sums: Vec<(Option<i32>, Option<i64>)> = trace::Entity::find()
             .select_only()
             .column(trace::Column::IntegrationId)
-            .column_as(trace::Column::CostMicros.sum(), "cost")
+            .column_as(trace::Column::CostNanos.sum(), "cost")
             .filter(trace::Column::CreatedAt.gte(since))
-            .filter(trace::Column::Status.eq(TraceStatus::Success.as_str()))
             .filter(trace::Column::IntegrationId.is_not_null())
             .group_by(trace::Column::IntegrationId)
             .into_tuple()
@@ -168,9 +167,9 @@ pub async fn load_integration_spend(
             };
             let entry = spend.entry(id).or_default();
             if today {
-                entry.today = Money::from_micros(cost);
+                entry.today = Money::from_nanos(cost);
             } else {
-                entry.month = Money::from_micros(cost);
+                entry.month = Money::from_nanos(cost);
             }
         }
     }
@@ -186,11 +185,11 @@ pub async fn token_month_by_model(
     let rows: Vec<(Option<String>, Option<i64>, i64)> = trace::Entity::find()
         .select_only()
         .column(trace::Column::Model)
-        .column_as(trace::Column::CostMicros.sum(), "cost")
+        .column_as(trace::Column::CostNanos.sum(), "cost")
         .column_as(trace::Column::Id.count(), "requests")
         .filter(trace::Column::AgentKeyId.eq(token))
         .filter(trace::Column::CreatedAt.gte(since))
-        .filter(trace::Column::Status.eq(TraceStatus::Success.as_str()))
+        .filter(trace::Column::CostNanos.gt(0))
         .group_by(trace::Column::Model)
         .into_tuple()
         .all(db)
@@ -200,9 +199,183 @@ pub async fn token_month_by_model(
         .filter_map(|(model, cost, requests)| {
             Some((
                 model?,
-                Money::from_micros(cost.unwrap_or(0)),
+                Money::from_nanos(cost.unwrap_or(0)),
                 Ord::max(requests, 0) as u64,
             ))
         })
         .collect())
+}
+
+/// Filters of `GET /api/v1/traces` and `/summary`, always within one brand.
+#[derive(Debug, Default, Clone)]
+pub struct TraceFilter {
+    pub brand_id: i32,
+    pub agent_key_id: Option<i32>,
+    pub model: Option<String>,
+    pub status: Option<TraceStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub min_latency_ms: Option<u64>,
+    pub min_cost: Option<Money>,
+}
+
+impl TraceFilter {
+    fn query(&self) -> sea_orm::Select<trace::Entity> {
+        let mut q = trace::Entity::find().filter(trace::Column::BrandId.eq(self.brand_id));
+        if let Some(key) = self.agent_key_id {
+            q = q.filter(trace::Column::AgentKeyId.eq(key));
+        }
+        if let Some(model) = &self.model {
+            // The model that served, or the one asked for (an alias, or a model that failed).
+            let served_or_asked = sea_orm::Condition::any()
+                .add(trace::Column::Model.eq(model.as_str()))
+                .add(trace::Column::RequestedModel.eq(model.as_str()));
+            q = q.filter(served_or_asked);
+        }
+        if let Some(status) = self.status {
+            q = q.filter(trace::Column::Status.eq(status.as_str()));
+        }
+        if let Some(from) = self.from {
+            q = q.filter(trace::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = self.to {
+            q = q.filter(trace::Column::CreatedAt.lt(to));
+        }
+        if let Some(ms) = self.min_latency_ms {
+            q = q.filter(trace::Column::LatencyMs.gte(ms as i64));
+        }
+        if let Some(cost) = self.min_cost {
+            q = q.filter(trace::Column::CostNanos.gte(cost.nanos()));
+        }
+        q
+    }
+}
+
+/// A trace as the API shows it (`client_id` is added by the caller, who knows the brand).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub agent_key_id: Option<i32>,
+    pub request_kind: String,
+    pub requested_model: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub integration_id: Option<i32>,
+    pub status: String,
+    pub http_status: i32,
+    pub error_code: Option<String>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub streamed: bool,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: Money,
+    pub fallback_used: bool,
+    pub attempts: serde_json::Value,
+    pub spans: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+impl From<trace::Model> for TraceView {
+    fn from(t: trace::Model) -> Self {
+        let json =
+            |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Array(Vec::new()));
+        TraceView {
+            attempts: json(&t.attempts),
+            spans: json(&t.spans),
+            id: t.id,
+            created_at: t.created_at,
+            agent_key_id: t.agent_key_id,
+            request_kind: t.request_kind,
+            requested_model: t.requested_model,
+            model: t.model,
+            provider: t.provider,
+            integration_id: t.integration_id,
+            status: t.status,
+            http_status: t.http_status,
+            error_code: t.error_code,
+            latency_ms: t.latency_ms,
+            ttft_ms: t.ttft_ms,
+            streamed: t.streamed,
+            prompt_tokens: t.prompt_tokens,
+            completion_tokens: t.completion_tokens,
+            cost_usd: Money::from_nanos(t.cost_nanos),
+            fallback_used: t.fallback_used,
+            request_body: t.request_body,
+            response_body: t.response_body,
+        }
+    }
+}
+
+/// A page of traces, newest first, and the total matching.
+pub async fn list_traces(
+    db: &DatabaseConnection,
+    filter: &TraceFilter,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<TraceView>, u64), DbErr> {
+    use sea_orm::{PaginatorTrait, QueryOrder};
+    let total = filter.query().count(db).await?;
+    let rows = filter
+        .query()
+        .order_by_desc(trace::Column::CreatedAt)
+        .order_by_desc(trace::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((rows.into_iter().map(TraceView::from).collect(), total))
+}
+
+pub async fn find_trace(
+    db: &DatabaseConnection,
+    brand_id: i32,
+    id: &str,
+) -> Result<Option<TraceView>, DbErr> {
+    let row = trace::Entity::find_by_id(id.to_owned())
+        .filter(trace::Column::BrandId.eq(brand_id))
+        .one(db)
+        .await?;
+    Ok(row.map(TraceView::from))
+}
+
+/// The columns aggregates need, for every matching trace.
+#[derive(Debug, Clone, sea_orm::FromQueryResult)]
+pub struct UsageRow {
+    pub created_at: DateTime<Utc>,
+    pub agent_key_id: Option<i32>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub status: String,
+    pub latency_ms: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_nanos: i64,
+}
+
+pub async fn usage_rows(
+    db: &DatabaseConnection,
+    filter: &TraceFilter,
+) -> Result<Vec<UsageRow>, DbErr> {
+    filter
+        .query()
+        .select_only()
+        .columns([
+            trace::Column::CreatedAt,
+            trace::Column::AgentKeyId,
+            trace::Column::Model,
+            trace::Column::Provider,
+            trace::Column::Status,
+            trace::Column::LatencyMs,
+            trace::Column::PromptTokens,
+            trace::Column::CompletionTokens,
+            trace::Column::CostNanos,
+        ])
+        .into_model::<UsageRow>()
+        .all(db)
+        .await
 }

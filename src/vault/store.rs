@@ -34,7 +34,7 @@ impl TryFrom<integration::Model> for StoredKey {
                 share_with_pool: row.share_with_pool,
                 daily_limit: row.daily_limit.map(|v| v.max(0) as u32),
                 minute_limit: row.minute_limit.map(|v| v.max(0) as u32),
-                spend_limit: row.spend_limit_micros.map(Money::from_micros),
+                spend_limit: row.spend_limit_nanos.map(Money::from_nanos),
                 spend_limit_period: row.spend_limit_period,
                 spend_limit_action: row.spend_limit_action,
                 consecutive_failures: row.consecutive_failures.max(0) as u32,
@@ -61,7 +61,7 @@ fn write_settings(row: &mut integration::ActiveModel, r: &KeyRecord) {
     row.share_with_pool = Set(r.share_with_pool);
     row.daily_limit = Set(to_i32(r.daily_limit));
     row.minute_limit = Set(to_i32(r.minute_limit));
-    row.spend_limit_micros = Set(r.spend_limit.map(Money::micros));
+    row.spend_limit_nanos = Set(r.spend_limit.map(Money::nanos));
     row.spend_limit_period = Set(r.spend_limit_period.clone());
     row.spend_limit_action = Set(r.spend_limit_action.clone());
     row.disabled_reason = Set(r.disabled_reason.clone());

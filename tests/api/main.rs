@@ -6,6 +6,7 @@
     reason = "tests fail loudly by design"
 )]
 
+mod accounting;
 mod auth;
 mod brands;
 mod catalog;
