@@ -1,7 +1,7 @@
 //! `KeyHealthActor`: one per provider; the only writer of its keys' `KeyState`.
 
 use super::handle::KeyHealthView;
-use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome, SpendCounter};
+use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome};
 use crate::money::Money;
 use crate::vault::Vault;
 use actix::{Actor, Context, Handler, Message, MessageResult};
@@ -59,15 +59,11 @@ pub struct KeyHealthActor {
 
 impl KeyHealthActor {
     pub fn new(
-        initial: HashMap<i32, (u32, SpendCounter)>,
+        keys: HashMap<i32, KeyState>,
         published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
         cooldown: Duration,
         vault: Vault,
     ) -> Self {
-        let keys = initial
-            .into_iter()
-            .map(|(id, (failures, spend))| (id, KeyState::with_failures(failures, spend)))
-            .collect();
         let actor = KeyHealthActor {
             keys,
             published,

@@ -4,6 +4,7 @@ use super::actor::{
     AddSpend, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot,
 };
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
+use super::window::DayCounter;
 use crate::money::Money;
 use crate::usage::IntegrationSpend;
 use crate::vault::Vault;
@@ -67,12 +68,16 @@ impl Health {
         let snapshot = vault.snapshot();
         let mut map = HashMap::new();
         for provider in providers {
-            let initial: HashMap<i32, (u32, SpendCounter)> = snapshot
+            let initial: HashMap<i32, KeyState> = snapshot
                 .all_of(&provider)
                 .map(|k| {
                     let seed = spend.get(&k.record.id).copied().unwrap_or_default();
-                    let counter = SpendCounter::seeded(seed.today, seed.month, today);
-                    (k.record.id, (k.record.consecutive_failures, counter))
+                    let spend = SpendCounter::seeded(seed.today, seed.month, today);
+                    let day = DayCounter::seeded(today, seed.requests_today);
+                    (
+                        k.record.id,
+                        KeyState::restored(k.record.consecutive_failures, spend, day),
+                    )
                 })
                 .collect();
             let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));

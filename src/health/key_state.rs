@@ -146,10 +146,12 @@ pub struct SpendBlock {
 }
 
 impl KeyState {
-    pub fn with_failures(failures: u32, spend: SpendCounter) -> Self {
+    /// A key as the database left it: failures, spend, and today's served requests.
+    pub fn restored(failures: u32, spend: SpendCounter, day: DayCounter) -> Self {
         KeyState {
             failures,
             spend,
+            day,
             ..KeyState::default()
         }
     }
@@ -324,7 +326,7 @@ mod tests {
     #[test]
     fn a_failed_probe_restarts_the_cooldown() {
         let t0 = Instant::now();
-        let mut key = KeyState::with_failures(3, SpendCounter::default());
+        let mut key = KeyState::restored(3, SpendCounter::default(), DayCounter::default());
         key.take(t0, today(), chrono::Utc::now());
         fail(&mut key, t0);
         assert_eq!(

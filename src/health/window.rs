@@ -51,6 +51,14 @@ impl DayCounter {
         }
     }
 
+    /// Starts the day at `count` (rebuilt from the ledger after a restart).
+    pub fn seeded(today: NaiveDate, count: u32) -> Self {
+        DayCounter {
+            day: Some(today),
+            count,
+        }
+    }
+
     pub fn record(&mut self, today: NaiveDate) {
         if self.day != Some(today) {
             self.day = Some(today);

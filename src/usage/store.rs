@@ -141,6 +141,9 @@ pub async fn load_token_seeds(
 pub struct IntegrationSpend {
     pub today: Money,
     pub month: Money,
+    /// Requests the key served today, to rebuild its daily counter. Attempts that failed are not
+    /// in the ledger's `integration_id`, so after a restart a key may take that many more.
+    pub requests_today: u32,
 }
 
 /// Per-integration spend since `month_start`, split at `day_start`; loaded once at start-up.
@@ -151,23 +154,25 @@ pub async fn load_integration_spend(
 ) -> Result<HashMap<i32, IntegrationSpend>, DbErr> {
     let mut spend: HashMap<i32, IntegrationSpend> = HashMap::new();
     for (since, today) in [(month_start, false), (day_start, true)] {
-        let sums: Vec<(Option<i32>, Option<i64>)> = trace::Entity::find()
+        let sums: Vec<(Option<i32>, Option<i64>, i64)> = trace::Entity::find()
             .select_only()
             .column(trace::Column::IntegrationId)
             .column_as(trace::Column::CostNanos.sum(), "cost")
+            .column_as(trace::Column::Id.count(), "requests")
             .filter(trace::Column::CreatedAt.gte(since))
             .filter(trace::Column::IntegrationId.is_not_null())
             .group_by(trace::Column::IntegrationId)
             .into_tuple()
             .all(db)
             .await?;
-        for (id, cost) in sums {
+        for (id, cost, requests) in sums {
             let (Some(id), Some(cost)) = (id, cost) else {
                 continue;
             };
             let entry = spend.entry(id).or_default();
             if today {
                 entry.today = Money::from_nanos(cost);
+                entry.requests_today = requests.clamp(0, i64::from(u32::MAX)) as u32;
             } else {
                 entry.month = Money::from_nanos(cost);
             }

@@ -609,3 +609,48 @@ async fn a_stream_bills_what_was_generated_even_when_the_client_leaves() {
     );
     assert!(trace["ttft_ms"].is_u64());
 }
+
+#[actix_web::test]
+async fn a_keys_daily_count_and_spend_survive_a_restart() {
+    let app = spawn_app().await;
+    let (credential, token) = app.brand_with_token().await;
+    let key = app
+        .add_key(
+            &credential,
+            "openai",
+            "sk-openai-daily-3",
+            json!({ "daily_limit": 3 }),
+        )
+        .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.post(
+                "/api/gate/v1/chat/completions",
+                Some(&token),
+                chat_body(PRICED, 10)
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+    }
+    let app = app.restart().await;
+    app.post(
+        "/api/gate/v1/chat/completions",
+        Some(&token),
+        chat_body(PRICED, 10),
+    )
+    .await
+    .assert_error(503, "no_available_key");
+    let view = app
+        .get(&format!("/api/v1/integrations/{key}"), Some(&credential))
+        .await
+        .body["integration"]
+        .clone();
+    assert_eq!(view["daily_count"], 3);
+    assert!(
+        view["spend_today"].as_f64().is_some_and(|s| s > 0.0)
+            && view["spend_month"] == view["spend_today"],
+        "{view}"
+    );
+}
