@@ -44,6 +44,17 @@ where
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// A request-count limit: at least 1, or `None` for unlimited (0 would silently block everything).
+pub fn positive_limit(field: &str, value: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match value {
+        Some(0) => Err(ApiError::invalid_field(
+            field,
+            "must be at least 1 (or null for no limit)",
+        )),
+        other => Ok(other),
+    }
+}
+
 /// Deserializes `bytes`, naming the field that failed.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {

@@ -10,22 +10,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/aliases").get(list_aliases))
+    cfg.service(web::resource("/aliases").get(crate::gate::models::list_aliases))
         .service(
             web::resource("/aliases/{alias_id:.+}")
                 .get(get_alias)
                 .put(replace_chain),
         );
-}
-
-async fn list_aliases(state: web::Data<AppState>) -> HttpResponse {
-    let catalog = state.catalog.load();
-    let data: Vec<_> = catalog
-        .aliases()
-        .iter()
-        .map(|a| json!({ "id": a.id, "use_case": a.use_case, "models": a.models }))
-        .collect();
-    HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
 }
 
 async fn get_alias(

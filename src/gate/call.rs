@@ -63,24 +63,8 @@ impl GateCall {
                 agent_key_id: principal.token.as_ref().map(|t| t.id),
                 request_kind: kind,
                 requested_model: requested.to_owned(),
-                model: None,
-                provider: None,
-                integration_id: None,
-                status: TraceStatus::Error,
                 http_status: CLIENT_CLOSED,
-                error_code: None,
-                latency_ms: 0,
-                ttft_ms: None,
-                streamed: false,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                cost: Money::ZERO,
-                fallback_used: false,
-                admitted: false,
-                attempts: Vec::new(),
-                spans: Vec::new(),
-                request_body: None,
-                response_body: None,
+                ..TraceRecord::empty()
             },
             clock: Some(clock),
             guard: None,
@@ -234,37 +218,8 @@ impl Drop for GateCall {
             self.trace.spans = clock.finish();
         }
         self.trace.attempts = std::mem::take(&mut self.attempts);
-        let trace = std::mem::replace(&mut self.trace, placeholder());
+        let trace = std::mem::replace(&mut self.trace, TraceRecord::empty());
         self.usage.record(trace);
-    }
-}
-
-fn placeholder() -> TraceRecord {
-    TraceRecord {
-        id: String::new(),
-        created_at: chrono::DateTime::UNIX_EPOCH,
-        brand_id: 0,
-        agent_key_id: None,
-        request_kind: "",
-        requested_model: String::new(),
-        model: None,
-        provider: None,
-        integration_id: None,
-        status: TraceStatus::Error,
-        http_status: 0,
-        error_code: None,
-        latency_ms: 0,
-        ttft_ms: None,
-        streamed: false,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        cost: Money::ZERO,
-        fallback_used: false,
-        admitted: false,
-        attempts: Vec::new(),
-        spans: Vec::new(),
-        request_body: None,
-        response_body: None,
     }
 }
 

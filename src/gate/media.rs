@@ -196,31 +196,14 @@ pub async fn embeddings(
         ));
     }
     let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested);
-    let timeout = state.config.upstream.timeout();
     let tokens = (bytes.len() / 4) as u64 + 1;
-    let routed = route_openai(
-        &state,
-        &principal,
-        &mut call,
-        "embeddings",
-        true,
-        tokens,
-        |endpoint, model| {
-            post_json(
-                state.http.clone(),
-                endpoint,
-                "/embeddings",
-                with_model(&body, &model),
-                timeout,
-            )
-        },
-    )
-    .await;
-    let answer = match routed {
-        Ok(served) => json_answer(served).await,
-        Err(err) => Err(err),
+    let json = JsonCall {
+        path: "/embeddings",
+        capability: "embeddings",
+        aliases: true,
+        estimate_tokens: tokens,
     };
-    finish_json(&mut call, answer)
+    json.run(&state, &principal, &mut call, &body).await
 }
 
 pub async fn images(
@@ -236,30 +219,56 @@ pub async fn images(
         .and_then(Value::as_str)
         .unwrap_or("dall-e-2");
     let mut call = GateCall::begin(&state, &principal, &req, "images", requested);
-    let timeout = state.config.upstream.timeout();
-    let routed = route_openai(
-        &state,
-        &principal,
-        &mut call,
-        "image_generation",
-        false,
-        0,
-        |endpoint, model| {
-            post_json(
-                state.http.clone(),
-                endpoint,
-                "/images/generations",
-                with_model(&body, &model),
-                timeout,
-            )
-        },
-    )
-    .await;
-    let answer = match routed {
-        Ok(served) => json_answer(served).await,
-        Err(err) => Err(err),
+    let json = JsonCall {
+        path: "/images/generations",
+        capability: "image_generation",
+        aliases: false,
+        estimate_tokens: 0,
     };
-    finish_json(&mut call, answer)
+    json.run(&state, &principal, &mut call, &body).await
+}
+
+/// A JSON-in, JSON-out OpenAI endpoint (embeddings, images).
+struct JsonCall {
+    path: &'static str,
+    capability: &'static str,
+    aliases: bool,
+    estimate_tokens: u64,
+}
+
+impl JsonCall {
+    async fn run(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        call: &mut GateCall,
+        body: &Map<String, Value>,
+    ) -> Result<HttpResponse, ApiError> {
+        let timeout = state.config.upstream.timeout();
+        let routed = route_openai(
+            state,
+            principal,
+            call,
+            self.capability,
+            self.aliases,
+            self.estimate_tokens,
+            |endpoint, model| {
+                post_json(
+                    state.http.clone(),
+                    endpoint,
+                    self.path,
+                    with_model(body, &model),
+                    timeout,
+                )
+            },
+        )
+        .await;
+        let answer = match routed {
+            Ok(served) => json_answer(served).await,
+            Err(err) => Err(err),
+        };
+        finish_json(call, answer)
+    }
 }
 
 /// Charges a JSON answer by its `usage` block (embeddings report prompt tokens) and renders it.

@@ -129,13 +129,7 @@ async fn create_token(
         &settings,
     )
     .await?;
-    state.auth.put_token(
-        record.digest,
-        record.cache_entry(
-            principal.client_id.clone(),
-            state.auth.anchor_day(&principal.client_id),
-        ),
-    );
+    publish(&state, &principal, &record);
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
     let agent_key = full_view(&state, record, &principal).await?;
     Ok(HttpResponse::Created()
@@ -188,13 +182,7 @@ async fn update_token(
     let record = store::update_settings(&state.db, principal.brand_id, *id, &settings)
         .await?
         .ok_or_else(not_found)?;
-    state.auth.put_token(
-        record.digest,
-        record.cache_entry(
-            principal.client_id.clone(),
-            state.auth.anchor_day(&principal.client_id),
-        ),
-    );
+    publish(&state, &principal, &record);
     Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
@@ -206,15 +194,18 @@ async fn revoke_token(
     let record = store::revoke_token(&state.db, principal.brand_id, *id)
         .await?
         .ok_or_else(not_found)?;
-    state.auth.put_token(
-        record.digest,
-        record.cache_entry(
-            principal.client_id.clone(),
-            state.auth.anchor_day(&principal.client_id),
-        ),
-    );
+    publish(&state, &principal, &record);
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token revoked");
     Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
+}
+
+/// Makes a written token visible to authentication before the response is sent.
+fn publish(state: &AppState, principal: &Principal, record: &TokenRecord) {
+    let anchor = state.auth.anchor_day(&principal.client_id);
+    state.auth.put_token(
+        record.digest,
+        record.cache_entry(principal.client_id.clone(), anchor),
+    );
 }
 
 fn not_found() -> ApiError {

@@ -124,10 +124,10 @@ impl TokenFields {
             s.budget_mode = mode;
         }
         if let Some(rpm) = self.rpm {
-            s.rpm = positive("rpm", rpm)?;
+            s.rpm = crate::json::positive_limit("rpm", rpm)?;
         }
         if let Some(rpd) = self.rpd {
-            s.rpd = positive("rpd", rpd)?;
+            s.rpd = crate::json::positive_limit("rpd", rpd)?;
         }
         if let Some(models) = self.allowed_models {
             s.allowed_models = known_models(models, catalog)?;
@@ -148,16 +148,6 @@ impl TokenFields {
             s.expires_at = now + Duration::hours(hours);
         }
         Ok(s)
-    }
-}
-
-fn positive(field: &str, value: Option<u32>) -> Result<Option<u32>, ApiError> {
-    match value {
-        Some(0) => Err(ApiError::invalid_field(
-            field,
-            "must be at least 1 (or null for no limit)",
-        )),
-        other => Ok(other),
     }
 }
 

@@ -160,6 +160,12 @@ struct Totals {
 }
 
 impl Totals {
+    fn of(rows: &[UsageRow]) -> Totals {
+        let mut totals = Totals::default();
+        rows.iter().for_each(|r| totals.add(r));
+        totals
+    }
+
     fn add(&mut self, row: &UsageRow) {
         self.requests += 1;
         self.errors += u64::from(row.status != TraceStatus::Success.as_str());
@@ -231,8 +237,7 @@ pub async fn brand_usage(
         ..TraceFilter::default()
     };
     let rows = store::usage_rows(&state.db, &filter).await?;
-    let mut totals = Totals::default();
-    rows.iter().for_each(|r| totals.add(r));
+    let totals = Totals::of(&rows);
     let by_bucket = grouped(&rows, "start", |r| {
         r.created_at.duration_trunc(bucket).ok().map(|t| json!(t))
     });
@@ -280,8 +285,7 @@ pub async fn token_usage(
         ..TraceFilter::default()
     };
     let rows = store::usage_rows(&state.db, &filter).await?;
-    let mut totals = Totals::default();
-    rows.iter().for_each(|r| totals.add(r));
+    let totals = Totals::of(&rows);
     let mut body = totals.json();
     body["agent_key_id"] = json!(token.as_ref().map(|t| t.id));
     body["period"] = json!({ "from": from, "to": to });

@@ -107,3 +107,35 @@ pub struct TraceRecord {
     pub request_body: Option<String>,
     pub response_body: Option<String>,
 }
+
+impl TraceRecord {
+    /// A trace with nothing known yet: an error until proven otherwise.
+    pub fn empty() -> TraceRecord {
+        TraceRecord {
+            id: String::new(),
+            created_at: DateTime::UNIX_EPOCH,
+            brand_id: 0,
+            agent_key_id: None,
+            request_kind: "",
+            requested_model: String::new(),
+            model: None,
+            provider: None,
+            integration_id: None,
+            status: TraceStatus::Error,
+            http_status: 0,
+            error_code: None,
+            latency_ms: 0,
+            ttft_ms: None,
+            streamed: false,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost: Money::ZERO,
+            fallback_used: false,
+            admitted: false,
+            attempts: Vec::new(),
+            spans: Vec::new(),
+            request_body: None,
+            response_body: None,
+        }
+    }
+}

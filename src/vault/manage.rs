@@ -47,10 +47,10 @@ impl IntegrationFields {
             r.is_primary = primary;
         }
         if let Some(limit) = self.daily_limit {
-            r.daily_limit = positive("daily_limit", limit)?;
+            r.daily_limit = crate::json::positive_limit("daily_limit", limit)?;
         }
         if let Some(limit) = self.minute_limit {
-            r.minute_limit = positive("minute_limit", limit)?;
+            r.minute_limit = crate::json::positive_limit("minute_limit", limit)?;
         }
         if let Some(amount) = self.spend_limit_amount {
             r.spend_limit = amount
@@ -74,16 +74,6 @@ impl IntegrationFields {
             r.share_with_pool = shared;
         }
         Ok(())
-    }
-}
-
-fn positive(field: &str, value: Option<u32>) -> Result<Option<u32>, ApiError> {
-    match value {
-        Some(0) => Err(ApiError::invalid_field(
-            field,
-            "must be at least 1 (or null for no limit)",
-        )),
-        other => Ok(other),
     }
 }
 
