@@ -1,0 +1,147 @@
+//! The gateway under test: the real `spidergate` binary as a child process.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Linux's `USER_HZ`: /proc reports CPU time in these ticks.
+const TICKS_PER_SEC: u64 = 100;
+
+pub struct Gateway {
+    child: Child,
+    pub base: String,
+    admin: String,
+    db_url: String,
+    client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Gateway {
+    pub async fn start(bin: Option<PathBuf>, database: Option<String>, fake: &str) -> anyhow::Result<Gateway> {
+        let bin = match bin {
+            Some(bin) => bin,
+            None => std::env::current_exe()?.with_file_name("spidergate"),
+        };
+        let (dir, db_url) = match database {
+            Some(url) => (None, url),
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+                (Some(dir), url)
+            }
+        };
+        let admin = format!("bench-admin-{}", std::process::id());
+        let mut child = Command::new(&bin)
+            .env_clear()
+            .env("RUST_LOG", "warn,spidergate=info")
+            .env("SPIDERGATE_DATABASE__URL", &db_url)
+            .env("SPIDERGATE_SERVER__PORT", "0")
+            .env("SPIDERGATE_ADMIN_TOKEN", &admin)
+            .env("SPIDERGATE_VAULT_KEY", fernet::Fernet::generate_key())
+            .env("SPIDERGATE_PROVIDERS__OPENAI__BASE_URL", fake)
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {} (build it with `cargo build --release`)", bin.display()))?;
+        let port = listening_port(&mut child)?;
+        Ok(Gateway { child, base: format!("http://127.0.0.1:{port}"), admin, db_url, client: reqwest::Client::new(), _dir: dir })
+    }
+
+    async fn post(&self, path: &str, bearer: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(bearer).json(&body).send().await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("{path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// A brand, an OpenAI key pointing at the fake, optional ballast, and the PAT to measure with.
+    pub async fn provision(&self, tokens: usize, keys: usize) -> anyhow::Result<String> {
+        let brand = self.post("/api/v1/admin/brands", &self.admin, json!({ "name": "bench" })).await?;
+        let credential = brand["credential"].as_str().context("credential")?.to_owned();
+        let key = json!({ "provider_name": "openai", "credentials": { "api_key": "sk-bench-upstream" } });
+        self.post("/api/v1/integrations", &credential, key).await?;
+        self.preload(&credential, tokens, keys).await?;
+        let pat = json!({ "name": "bench", "monthly_budget_usd": 1_000_000, "rpm": 1_000_000_000u32, "rpd": 1_000_000_000u32 });
+        let minted = self.post("/api/v1/agent-keys", &credential, pat).await?;
+        Ok(minted["token"].as_str().context("token")?.to_owned())
+    }
+
+    /// `tokens` agent tokens and `keys` vault keys (Groq, so they do not change OpenAI routing).
+    async fn preload(&self, credential: &str, tokens: usize, keys: usize) -> anyhow::Result<()> {
+        use futures_util::StreamExt;
+        let bodies = (0..tokens)
+            .map(|i| ("/api/v1/agent-keys", json!({ "name": format!("ballast-{i}"), "rpm": 60 })))
+            .chain((0..keys).map(|i| ("/api/v1/integrations", json!({ "provider_name": "groq", "credentials": { "api_key": format!("gsk_ballast_{i:08}") } }))));
+        let mut pending = futures_util::stream::iter(bodies).map(|(path, body)| self.post(path, credential, body)).buffer_unordered(16);
+        let mut done = 0usize;
+        while let Some(result) = pending.next().await {
+            result?;
+            done += 1;
+            if done % 10_000 == 0 {
+                eprintln!("  preloaded {done} of {}", tokens + keys);
+            }
+        }
+        Ok(())
+    }
+
+    /// The process's user + system CPU time so far.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let after = stat.rsplit_once(") ").context("stat format")?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
+    }
+
+    /// The process's peak resident memory.
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
+        Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+    }
+
+    /// SIGTERM (which drains the ledger writer), then the number of successful ledger rows.
+    pub async fn stop_and_count_ledger(&mut self, _expected: u64) -> anyhow::Result<u64> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "the gateway did not exit cleanly: {status}");
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&self.db_url).await?;
+        let sql = "SELECT COUNT(*) AS n FROM traces WHERE status = 'success'";
+        let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await?.context("count")?;
+        Ok(row.try_get::<i64>("", "n")? as u64)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads stderr until the "listening" line; keeps draining it afterwards so the child never blocks.
+fn listening_port(child: &mut Child) -> anyhow::Result<u16> {
+    let stderr = child.stderr.take().context("stderr")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reported = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=127.0.0.1:").nth(1).filter(|_| !reported) {
+                reported = true;
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            } else if line.contains("ERROR") || line.contains("WARN") {
+                eprintln!("  gateway: {line}");
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(60)).context("the gateway did not report its port")?;
+    Ok(port.parse()?)
+}
