@@ -22,13 +22,19 @@ fn stream_body() -> Bytes {
 
 async fn chat(body: Bytes, stream: web::Data<Bytes>) -> HttpResponse {
     if body.windows(13).any(|w| w == b"\"stream\":true") {
-        return HttpResponse::Ok().content_type("text/event-stream").body(stream.get_ref().clone());
+        return HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(stream.get_ref().clone());
     }
-    HttpResponse::Ok().content_type("application/json").body(CHAT)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(CHAT)
 }
 
 async fn embeddings(_: HttpRequest) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(EMBEDDING)
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(EMBEDDING)
 }
 
 /// Starts the fake on 127.0.0.1:0 in its own thread; returns its base URL (`http://…/v1`).

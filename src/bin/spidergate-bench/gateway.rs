@@ -21,7 +21,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub async fn start(bin: Option<PathBuf>, database: Option<String>, fake: &str) -> anyhow::Result<Gateway> {
+    pub async fn start(
+        bin: Option<PathBuf>,
+        database: Option<String>,
+        fake: &str,
+    ) -> anyhow::Result<Gateway> {
         let bin = match bin {
             Some(bin) => bin,
             None => std::env::current_exe()?.with_file_name("spidergate"),
@@ -45,13 +49,31 @@ impl Gateway {
             .env("SPIDERGATE_PROVIDERS__OPENAI__BASE_URL", fake)
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {} (build it with `cargo build --release`)", bin.display()))?;
+            .with_context(|| {
+                format!(
+                    "starting {} (build it with `cargo build --release`)",
+                    bin.display()
+                )
+            })?;
         let port = listening_port(&mut child)?;
-        Ok(Gateway { child, base: format!("http://127.0.0.1:{port}"), admin, db_url, client: reqwest::Client::new(), _dir: dir })
+        Ok(Gateway {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            admin,
+            db_url,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        })
     }
 
     async fn post(&self, path: &str, bearer: &str, body: Value) -> anyhow::Result<Value> {
-        let response = self.client.post(format!("{}{path}", self.base)).bearer_auth(bearer).json(&body).send().await?;
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+            .await?;
         let status = response.status();
         let body: Value = response.json().await?;
         if !status.is_success() {
@@ -62,9 +84,19 @@ impl Gateway {
 
     /// A brand, an OpenAI key pointing at the fake, optional ballast, and the PAT to measure with.
     pub async fn provision(&self, tokens: usize, keys: usize) -> anyhow::Result<String> {
-        let brand = self.post("/api/v1/admin/brands", &self.admin, json!({ "name": "bench" })).await?;
-        let credential = brand["credential"].as_str().context("credential")?.to_owned();
-        let key = json!({ "provider_name": "openai", "credentials": { "api_key": "sk-bench-upstream" } });
+        let brand = self
+            .post(
+                "/api/v1/admin/brands",
+                &self.admin,
+                json!({ "name": "bench" }),
+            )
+            .await?;
+        let credential = brand["credential"]
+            .as_str()
+            .context("credential")?
+            .to_owned();
+        let key =
+            json!({ "provider_name": "openai", "credentials": { "api_key": "sk-bench-upstream" } });
         self.post("/api/v1/integrations", &credential, key).await?;
         self.preload(&credential, tokens, keys).await?;
         let pat = json!({ "name": "bench", "monthly_budget_usd": 1_000_000, "rpm": 1_000_000_000u32, "rpd": 1_000_000_000u32 });
@@ -78,7 +110,9 @@ impl Gateway {
         let bodies = (0..tokens)
             .map(|i| ("/api/v1/agent-keys", json!({ "name": format!("ballast-{i}"), "rpm": 60 })))
             .chain((0..keys).map(|i| ("/api/v1/integrations", json!({ "provider_name": "groq", "credentials": { "api_key": format!("gsk_ballast_{i:08}") } }))));
-        let mut pending = futures_util::stream::iter(bodies).map(|(path, body)| self.post(path, credential, body)).buffer_unordered(16);
+        let mut pending = futures_util::stream::iter(bodies)
+            .map(|(path, body)| self.post(path, credential, body))
+            .buffer_unordered(16);
         let mut done = 0usize;
         while let Some(result) = pending.next().await {
             result?;
@@ -103,19 +137,37 @@ impl Gateway {
     /// The process's peak resident memory.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
-        Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("VmHWM")?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("VmHWM value")?
+            .parse()?)
     }
 
     /// SIGTERM (which drains the ledger writer), then the number of successful ledger rows.
     pub async fn stop_and_count_ledger(&mut self, _expected: u64) -> anyhow::Result<u64> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         let status = self.child.wait()?;
-        anyhow::ensure!(status.success(), "the gateway did not exit cleanly: {status}");
+        anyhow::ensure!(
+            status.success(),
+            "the gateway did not exit cleanly: {status}"
+        );
         use sea_orm::ConnectionTrait;
         let db = sea_orm::Database::connect(&self.db_url).await?;
         let sql = "SELECT COUNT(*) AS n FROM traces WHERE status = 'success'";
-        let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await?.context("count")?;
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await?
+            .context("count")?;
         Ok(row.try_get::<i64>("", "n")? as u64)
     }
 }
@@ -134,14 +186,25 @@ fn listening_port(child: &mut Child) -> anyhow::Result<u16> {
     std::thread::spawn(move || {
         let mut reported = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=127.0.0.1:").nth(1).filter(|_| !reported) {
+            if let Some(rest) = line
+                .split("address=127.0.0.1:")
+                .nth(1)
+                .filter(|_| !reported)
+            {
                 reported = true;
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
             } else if line.contains("ERROR") || line.contains("WARN") {
                 eprintln!("  gateway: {line}");
             }
         }
     });
-    let port = rx.recv_timeout(Duration::from_secs(60)).context("the gateway did not report its port")?;
+    let port = rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("the gateway did not report its port")?;
     Ok(port.parse()?)
 }

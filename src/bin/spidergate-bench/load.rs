@@ -24,9 +24,18 @@ impl Kind {
 
     fn path_and_body(self) -> (&'static str, &'static str) {
         match self {
-            Kind::Chat => ("/chat/completions", r#"{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#),
-            Kind::Stream => ("/chat/completions", r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#),
-            Kind::Embeddings => ("/embeddings", r#"{"model":"text-embedding-3-small","input":"ping"}"#),
+            Kind::Chat => (
+                "/chat/completions",
+                r#"{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#,
+            ),
+            Kind::Stream => (
+                "/chat/completions",
+                r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"ping"}]}"#,
+            ),
+            Kind::Embeddings => (
+                "/embeddings",
+                r#"{"model":"text-embedding-3-small","input":"ping"}"#,
+            ),
         }
     }
 }
@@ -41,18 +50,28 @@ impl Target {
     /// Straight at the fake upstream.
     pub fn direct(fake: &str, kind: Kind) -> Target {
         let (path, body) = kind.path_and_body();
-        Target { url: format!("{fake}{path}"), bearer: Some("sk-bench-upstream".into()), body: Bytes::from_static(body.as_bytes()) }
+        Target {
+            url: format!("{fake}{path}"),
+            bearer: Some("sk-bench-upstream".into()),
+            body: Bytes::from_static(body.as_bytes()),
+        }
     }
 
     /// Through the gateway with the bench PAT.
     pub fn gateway(base: &str, token: &str, kind: Kind) -> Target {
         let (path, body) = kind.path_and_body();
-        Target { url: format!("{base}/api/gate/v1{path}"), bearer: Some(token.to_owned()), body: Bytes::from_static(body.as_bytes()) }
+        Target {
+            url: format!("{base}/api/gate/v1{path}"),
+            bearer: Some(token.to_owned()),
+            body: Bytes::from_static(body.as_bytes()),
+        }
     }
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Outcome {
+    /// Successful requests made to open the connections, before the clock started.
+    pub warmup_ok: u64,
     pub ok: u64,
     pub errors: u64,
     pub elapsed: Duration,
@@ -63,15 +82,28 @@ pub struct Outcome {
 }
 
 pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Outcome {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default();
     // Open the connections before the clock starts.
     let warm: Vec<_> = (0..concurrency).map(|_| one(&client, target)).collect();
-    futures_util::future::join_all(warm).await;
+    let warmup_ok = futures_util::future::join_all(warm)
+        .await
+        .iter()
+        .filter(|r| r.is_some())
+        .count() as u64;
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (client, url, bearer, body) = (client.clone(), target.url.clone(), target.bearer.clone(), target.body.clone());
+            let (client, url, bearer, body) = (
+                client.clone(),
+                target.url.clone(),
+                target.bearer.clone(),
+                target.body.clone(),
+            );
             tokio::spawn(async move {
                 let target = Target { url, bearer, body };
                 let mut outcome = Outcome::default();
@@ -89,7 +121,10 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Out
             })
         })
         .collect();
-    let mut total = Outcome::default();
+    let mut total = Outcome {
+        warmup_ok,
+        ..Outcome::default()
+    };
     for task in tasks {
         if let Ok(outcome) = task.await {
             total.ok += outcome.ok;
@@ -105,7 +140,10 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Out
 /// One request, read to the end: `(latency, time to first byte)` in µs, or `None` on failure.
 async fn one(client: &reqwest::Client, target: &Target) -> Option<(u32, u32)> {
     let started = Instant::now();
-    let mut request = client.post(&target.url).header("content-type", "application/json").body(target.body.clone());
+    let mut request = client
+        .post(&target.url)
+        .header("content-type", "application/json")
+        .body(target.body.clone());
     if let Some(bearer) = &target.bearer {
         request = request.bearer_auth(bearer);
     }
@@ -120,5 +158,8 @@ async fn one(client: &reqwest::Client, target: &Target) -> Option<(u32, u32)> {
         }
     }
     let micros = |d: Duration| d.as_micros().min(u32::MAX as u128) as u32;
-    Some((micros(started.elapsed()), micros(ttfb.unwrap_or_else(|| started.elapsed()))))
+    Some((
+        micros(started.elapsed()),
+        micros(ttfb.unwrap_or_else(|| started.elapsed())),
+    ))
 }

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "spidergate-bench", about = "Measure SpiderGate against the raw upstream")]
+#[command(
+    name = "spidergate-bench",
+    about = "Measure SpiderGate against the raw upstream"
+)]
 struct Args {
     /// How long each case runs, e.g. `10s` or `500ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -42,8 +45,12 @@ struct Args {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((text, "s"), |at| text.split_at(at));
-    let value: f64 = number.parse().map_err(|_| format!("bad duration `{text}`"))?;
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration `{text}`"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -57,30 +64,57 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     spidergate::install_tls_provider();
     let fake = fake::start()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(run(args, fake))
 }
 
 async fn run(args: Args, fake: String) -> anyhow::Result<()> {
-    let mut gateway = gateway::Gateway::start(args.gateway_bin.clone(), args.database.clone(), &fake).await?;
+    let mut gateway =
+        gateway::Gateway::start(args.gateway_bin.clone(), args.database.clone(), &fake).await?;
     let token = gateway.provision(args.tokens, args.keys).await?;
     let mut results = Vec::new();
     for &concurrency in &args.concurrency {
         for kind in load::Kind::ALL {
-            let direct = load::run(&load::Target::direct(&fake, kind), concurrency, args.duration).await;
+            let direct = load::run(
+                &load::Target::direct(&fake, kind),
+                concurrency,
+                args.duration,
+            )
+            .await;
             let cpu_before = gateway.cpu_time()?;
-            let through = load::run(&load::Target::gateway(&gateway.base, &token, kind), concurrency, args.duration).await;
+            let through = load::run(
+                &load::Target::gateway(&gateway.base, &token, kind),
+                concurrency,
+                args.duration,
+            )
+            .await;
             let cpu = gateway.cpu_time()?.saturating_sub(cpu_before);
-            results.push(report::Case::new(kind, concurrency, direct, through, cpu, gateway.peak_rss_kib()?));
+            results.push(report::Case::new(
+                kind,
+                concurrency,
+                direct,
+                through,
+                cpu,
+                gateway.peak_rss_kib()?,
+            ));
             eprintln!("  done: {} at concurrency {concurrency}", kind.name());
         }
     }
-    let successes: u64 = results.iter().map(|c| c.gateway.ok).sum();
+    let successes: u64 = results.iter().map(|c| c.gateway.all_ok).sum();
     let rows = gateway.stop_and_count_ledger(successes).await?;
     report::print(&results, successes, rows);
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_vec_pretty(&report::json(&results, successes, rows))?)?;
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&report::json(&results, successes, rows))?,
+        )?;
     }
-    anyhow::ensure!(rows == successes, "ledger rows ({rows}) differ from successful requests ({successes})");
+    anyhow::ensure!(
+        rows == successes,
+        "ledger rows ({rows}) differ from successful requests ({successes})"
+    );
     Ok(())
 }

@@ -5,6 +5,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 pub struct Stats {
+    /// Every successful request, warm-up included (what the ledger must hold).
+    pub all_ok: u64,
     pub ok: u64,
     pub errors: u64,
     pub rps: f64,
@@ -19,6 +21,7 @@ impl Stats {
         outcome.ttfb_us.sort_unstable();
         let secs = outcome.elapsed.as_secs_f64().max(1e-9);
         Stats {
+            all_ok: outcome.ok + outcome.warmup_ok,
             ok: outcome.ok,
             errors: outcome.errors,
             rps: outcome.ok as f64 / secs,
@@ -52,17 +55,44 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new(kind: Kind, concurrency: usize, direct: Outcome, gateway: Outcome, cpu: Duration, rss_kib: u64) -> Case {
+    pub fn new(
+        kind: Kind,
+        concurrency: usize,
+        direct: Outcome,
+        gateway: Outcome,
+        cpu: Duration,
+        rss_kib: u64,
+    ) -> Case {
         let gateway = Stats::of(gateway);
         let cpu_ms_per_request = cpu.as_secs_f64() * 1000.0 / gateway.ok.max(1) as f64;
-        Case { kind, concurrency, direct: Stats::of(direct), gateway, cpu_ms_per_request, peak_rss_mib: rss_kib as f64 / 1024.0 }
+        Case {
+            kind,
+            concurrency,
+            direct: Stats::of(direct),
+            gateway,
+            cpu_ms_per_request,
+            peak_rss_mib: rss_kib as f64 / 1024.0,
+        }
     }
 }
 
 pub fn print(cases: &[Case], successes: u64, rows: u64) {
     println!(
         "{:<11} {:>5} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>8} {:>7} | {:>6}",
-        "case", "conc", "raw rps", "p50 ms", "p99 ms", "gw rps", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "+ttfb ms", "cpu/req", "rss MiB", "errors"
+        "case",
+        "conc",
+        "raw rps",
+        "p50 ms",
+        "p99 ms",
+        "gw rps",
+        "p50 ms",
+        "p99 ms",
+        "+p50 ms",
+        "+p99 ms",
+        "+ttfb ms",
+        "cpu/req",
+        "rss MiB",
+        "errors"
     );
     for c in cases {
         println!(
@@ -83,7 +113,14 @@ pub fn print(cases: &[Case], successes: u64, rows: u64) {
             c.gateway.errors + c.direct.errors,
         );
     }
-    println!("ledger: {rows} success rows for {successes} successful gateway requests{}", if rows == successes { " (match)" } else { " (MISMATCH)" });
+    println!(
+        "ledger: {rows} success rows for {successes} successful gateway requests{}",
+        if rows == successes {
+            " (match)"
+        } else {
+            " (MISMATCH)"
+        }
+    );
 }
 
 pub fn json(cases: &[Case], successes: u64, rows: u64) -> Value {
