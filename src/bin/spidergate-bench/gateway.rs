@@ -117,7 +117,7 @@ impl Gateway {
         while let Some(result) = pending.next().await {
             result?;
             done += 1;
-            if done % 10_000 == 0 {
+            if done.is_multiple_of(10_000) {
                 eprintln!("  preloaded {done} of {}", tokens + keys);
             }
         }
