@@ -102,6 +102,8 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
             .wrap(from_fn(telemetry::request_context))
             .configure(|cfg| routes::configure(cfg, body_limit))
     })
+    // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add 40 ms.
+    .tcp_nodelay(true)
     .listen(listener)?
     .shutdown_timeout(config.server.shutdown_timeout_secs);
     if config.server.workers > 0 {

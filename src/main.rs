@@ -1,12 +1,18 @@
 //! The `spidergate` command: `serve` (the default) and the operator's sub-commands.
 
 use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
 use spidergate::brands::{self, NewBrand};
 use spidergate::config::Config;
 use spidergate::vault::{self, VaultCipher};
 use spidergate::{auth::TokenCache, storage, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// mimalloc: glibc's per-thread arenas hold on to freed request buffers, and its malloc/free
+/// showed at ~8 % of the gateway's CPU profile.
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(

@@ -97,8 +97,8 @@ impl TokenBudget {
             spent,
             holds: HashMap::new(),
             next_hold: 1,
-            minute: SlidingWindow::new(MINUTE_MS),
-            day: SlidingWindow::new(DAY_MS),
+            minute: SlidingWindow::new(MINUTE_MS, 1),
+            day: SlidingWindow::new(DAY_MS, 1_000),
         }
     }
 

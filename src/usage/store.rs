@@ -39,6 +39,24 @@ fn row(r: &TraceRecord) -> trace::ActiveModel {
     }
 }
 
+/// Largest statement: 64 rows × 24 columns stays far below SQLite's parameter limit.
+const MAX_ROWS_PER_STATEMENT: usize = 64;
+
+/// Splits into chunks of 64, 32, 16, … rows. Every distinct row count is a distinct prepared
+/// statement that the driver caches per connection; arbitrary batch sizes filled that cache
+/// with up to a hundred huge statements (over 100 MiB of RSS under load). This keeps it to seven.
+fn power_of_two_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let size = MAX_ROWS_PER_STATEMENT.min(1 << items.len().ilog2());
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
 /// Inserts the rows and adds their requests and cost to the hourly token counters, atomically.
 pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Result<(), DbErr> {
     let mut counters: BTreeMap<(i32, i64), (i64, i64)> = BTreeMap::new();
@@ -52,23 +70,24 @@ pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Res
         entry.1 += r.cost.nanos();
     }
     let txn = db.begin().await?;
-    for chunk in batch.chunks(400) {
+    for chunk in power_of_two_chunks(batch) {
         trace::Entity::insert_many(chunk.iter().map(row))
             .exec(&txn)
             .await?;
     }
-    if !counters.is_empty() {
-        let rows = counters
-            .into_iter()
-            .map(|((token, hour), (requests, cost))| hourly::ActiveModel {
+    let counters: Vec<_> = counters.into_iter().collect();
+    let add = |column: hourly::Column, name: &str| {
+        Expr::col((hourly::Entity, column)).add(Expr::cust(format!("excluded.{name}")))
+    };
+    for chunk in power_of_two_chunks(&counters) {
+        let rows = chunk
+            .iter()
+            .map(|&((token, hour), (requests, cost))| hourly::ActiveModel {
                 agent_key_id: Set(token),
                 hour_start: Set(hour),
                 requests: Set(requests),
                 cost_nanos: Set(cost),
             });
-        let add = |column: hourly::Column, name: &str| {
-            Expr::col((hourly::Entity, column)).add(Expr::cust(format!("excluded.{name}")))
-        };
         hourly::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([hourly::Column::AgentKeyId, hourly::Column::HourStart])
@@ -383,4 +402,22 @@ pub async fn usage_rows(
         .into_model::<UsageRow>()
         .all(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_split_into_a_handful_of_statement_shapes() {
+        for len in [0usize, 1, 7, 64, 65, 500, 1000] {
+            let items: Vec<usize> = (0..len).collect();
+            let sizes: Vec<usize> = super::power_of_two_chunks(&items)
+                .map(<[usize]>::len)
+                .collect();
+            assert_eq!(sizes.iter().sum::<usize>(), len);
+            assert!(
+                sizes.iter().all(|s| s.is_power_of_two() && *s <= 64),
+                "{len}: {sizes:?}"
+            );
+        }
+    }
 }

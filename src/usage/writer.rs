@@ -52,30 +52,34 @@ async fn run(
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(batch_rows);
     let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let deadline = Instant::now() + window;
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Row(row) => batch.push(*row),
-                Msg::Flush(ack) => {
-                    acks.push(ack);
-                    break;
-                }
+        accept(first, &mut batch, &mut acks);
+        // Sleep through the window rather than wake for every row: one wake-up per commit keeps
+        // the request threads from paying a cross-thread wake-up each. A flush does not wait.
+        if acks.is_empty() {
+            tokio::time::sleep_until(Instant::now() + window).await;
+        }
+        loop {
+            while batch.len() < batch_rows {
+                let Ok(msg) = rx.try_recv() else { break };
+                accept(msg, &mut batch, &mut acks);
             }
-            if batch.len() >= batch_rows {
+            let full = batch.len() >= batch_rows;
+            write_until_committed(&db, &mut batch).await;
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
+            }
+            if !full {
                 break;
             }
-            next = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .ok()
-                .flatten();
-        }
-        write_until_committed(&db, &mut batch).await;
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
         }
     }
-    write_until_committed(&db, &mut batch).await;
+}
+
+fn accept(msg: Msg, batch: &mut Vec<TraceRecord>, acks: &mut Vec<oneshot::Sender<()>>) {
+    match msg {
+        Msg::Row(row) => batch.push(*row),
+        Msg::Flush(ack) => acks.push(ack),
+    }
 }
 
 /// Retries a failed commit with back-off: a database outage delays the ledger, never loses it.

@@ -51,6 +51,7 @@ pub fn start() -> anyhow::Result<String> {
                     .route("/v1/embeddings", web::post().to(embeddings))
             })
             .workers(1)
+            .tcp_nodelay(true)
             .bind(("127.0.0.1", 0));
             match server {
                 Ok(server) => {
