@@ -81,7 +81,7 @@ mod tests {
     fn coarse_granules_bound_memory_and_never_free_a_slot_early() {
         let mut day = SlidingWindow::new(86_400_000, 1_000);
         for ms in 0..5_000 {
-            day.record(10_000 + ms / 10, 1);
+            day.record(10_001 + ms / 10, 1);
         }
         assert_eq!(day.uses.len(), 1, "500 ms of requests share one granule");
         assert_eq!(
