@@ -170,7 +170,7 @@ impl GateCall {
         if let (Some(provider), Some(id)) =
             (self.trace.provider.as_deref(), self.trace.integration_id)
         {
-            self.health.add_spend(provider, id, cost);
+            self.health.report_served(provider, id, cost);
         }
         self.finished = true;
         cost

@@ -2,7 +2,6 @@
 
 use super::handle::KeyHealthView;
 use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome};
-use crate::money::Money;
 use crate::vault::Vault;
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use arc_swap::ArcSwap;
@@ -30,14 +29,6 @@ pub struct TakeSlot(pub Vec<SlotRequest>);
 pub struct ReportOutcome {
     pub id: i32,
     pub outcome: Outcome,
-}
-
-/// Adds what a served request cost to the key's spend (for `spend_limit_*`).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddSpend {
-    pub id: i32,
-    pub cost: Money,
 }
 
 /// Clears a key's failures, rest and disabled flag (`reset-health`, or re-enabled by its owner).
@@ -130,8 +121,9 @@ impl Handler<ReportOutcome> for KeyHealthActor {
         let key = self.keys.entry(msg.id).or_default();
         let before = (key.status(), key.failures());
         let consequence = match msg.outcome {
-            Outcome::Success => {
+            Outcome::Served { cost } => {
                 key.succeed();
+                key.add_spend(cost, chrono::Utc::now().date_naive());
                 Consequence::None
             }
             Outcome::Failure { kind, message } => {
@@ -149,18 +141,6 @@ impl Handler<ReportOutcome> for KeyHealthActor {
             let vault = self.vault.clone();
             actix::spawn(async move { vault.disable_for_auth_failures(msg.id).await });
         }
-    }
-}
-
-impl Handler<AddSpend> for KeyHealthActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddSpend, _: &mut Context<Self>) {
-        let today = chrono::Utc::now().date_naive();
-        self.keys
-            .entry(msg.id)
-            .or_default()
-            .add_spend(msg.cost, today);
     }
 }
 

@@ -38,7 +38,8 @@ impl HealthStatus {
 /// What an upstream call did to the key that served it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Success,
+    /// The key served the request, which cost `cost`.
+    Served { cost: Money },
     Failure { kind: FailureKind, message: String },
 }
 

@@ -73,7 +73,7 @@ where
             };
             match result {
                 Ok(value) => {
-                    state.health.report(provider, key_id, Outcome::Success);
+                    // The caller reports the success with its cost, in one message (`report_served`).
                     attempts.push(attempt);
                     return Ok(Served {
                         value,
