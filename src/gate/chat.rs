@@ -1,6 +1,7 @@
 //! `POST /api/gate/v1/chat/completions`.
 
 use super::call::GateCall;
+use super::raw::RawObject;
 use super::request::ChatRequest;
 use super::stream;
 use crate::auth::Principal;
@@ -129,26 +130,27 @@ async fn complete_chat(
     .await?;
     call.served(plan, &served);
     call.enter("tracking");
-    let usage = Usage::from_json(&served.value["usage"]).unwrap_or_default();
+    let usage = served
+        .value
+        .get::<Usage>("usage")
+        .and_then(Result::ok)
+        .unwrap_or_default();
     let cost = call.succeed(&served.model, usage);
-    let body = render(plan, served, call, cost, include_route_trace);
-    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let bytes = render(plan, &served, call, cost, include_route_trace);
     call.store_response_body(&bytes);
     let mut response = HttpResponse::Ok();
     call.headers(&mut response);
-    if let Some(model) = body["model"].as_str() {
-        fallback_header(&mut response, plan, model);
-    }
+    fallback_header(&mut response, plan, &served.model.id);
     Ok(response.content_type("application/json").body(bytes))
 }
 
-/// One non-streamed call: the whole answer within `timeout`, parsed.
+/// One non-streamed call: the whole answer within `timeout`, its fields left undecoded.
 async fn complete(
     http: reqwest::Client,
     endpoint: Endpoint,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<Value, ProviderError> {
+) -> Result<RawObject, ProviderError> {
     let request = endpoint
         .request(&http, Method::POST, "/chat/completions")
         .header(CONTENT_TYPE.as_str(), "application/json")
@@ -159,38 +161,27 @@ async fn complete(
         .bytes()
         .await
         .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+    RawObject::parse(&bytes).map_err(|_| {
         ProviderError::new(
             ErrorKind::Decode,
             None,
-            "upstream answered 2xx with a body that is not JSON",
-        )
-    })?;
-    if !value.is_object() {
-        return Err(ProviderError::new(
-            ErrorKind::Decode,
-            None,
             "upstream answered 2xx with a body that is not a JSON object",
-        ));
-    }
-    Ok(value)
+        )
+    })
 }
 
-/// The upstream answer with the gateway's model id, `spidergate_metadata`, and the route trace.
+/// The upstream answer with the gateway's model id, `spidergate_metadata`, and the route trace;
+/// `choices` and everything else are copied as they came.
 fn render(
     plan: &Plan,
-    served: Served<Value>,
+    served: &Served<RawObject>,
     call: &GateCall,
     cost: Money,
     include_route_trace: bool,
-) -> Value {
-    let Served {
-        value: mut body,
-        model,
-        ..
-    } = served;
-    body["model"] = Value::String(model.id.clone());
-    body["spidergate_metadata"] = json!({
+) -> Vec<u8> {
+    let model = &served.model;
+    let model_id = Value::String(model.id.clone()).to_string();
+    let metadata = json!({
         "provider": model.provider,
         "provider_model": model.provider_model,
         "latency_ms": call.elapsed_ms(),
@@ -198,10 +189,16 @@ fn render(
         "fallback_used": model.id != plan.first_choice,
         "original_model": plan.requested,
     });
+    let mut append = vec![("spidergate_metadata", metadata.to_string())];
     if include_route_trace {
-        body["spidergate_route_trace"] = json!(call.attempts);
+        append.push(("spidergate_route_trace", json!(call.attempts).to_string()));
     }
-    body
+    let replace = |key: &str| match key {
+        "model" => Some(model_id.clone()),
+        "spidergate_metadata" | "spidergate_route_trace" => Some(String::new()),
+        _ => None,
+    };
+    served.value.write(replace, &append)
 }
 
 /// `X-SpiderGate-Fallback-From: <first choice>` when another model served the request.

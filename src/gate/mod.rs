@@ -7,6 +7,7 @@ mod call;
 pub mod chat;
 pub mod media;
 pub mod models;
+mod raw;
 mod request;
 pub mod status;
 mod stream;

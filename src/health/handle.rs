@@ -1,8 +1,6 @@
 //! `Health`: per-provider actors behind one handle; snapshot reads for routing.
 
-use super::actor::{
-    Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot,
-};
+use super::actor::{Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot};
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
 use super::window::DayCounter;
 use crate::money::Money;

@@ -39,8 +39,13 @@ impl HealthStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The key served the request, which cost `cost`.
-    Served { cost: Money },
-    Failure { kind: FailureKind, message: String },
+    Served {
+        cost: Money,
+    },
+    Failure {
+        kind: FailureKind,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -39,9 +39,11 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Token counts from a `usage` object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Usage {
+    #[serde(default)]
     pub prompt_tokens: u64,
+    #[serde(default)]
     pub completion_tokens: u64,
 }
 
