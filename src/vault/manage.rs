@@ -162,11 +162,7 @@ pub async fn create_key(
     }
     .apply(&mut record)?;
     let fingerprints = cipher.all_fingerprints(&provider, &credentials);
-    let existing = store::list_keys(vault.db(), owner).await?;
-    if existing
-        .iter()
-        .any(|k| k.record.provider == provider && fingerprints.contains(&k.fingerprint))
-    {
+    if store::has_fingerprint(vault.db(), owner, &provider, &fingerprints).await? {
         return Err(ApiError::new(
             ErrorCode::DuplicateKey,
             "A key with this credential already exists for this provider",

@@ -13,7 +13,6 @@ use sea_orm::{
 pub struct StoredKey {
     pub record: KeyRecord,
     pub credentials_enc: String,
-    pub fingerprint: String,
 }
 
 impl TryFrom<integration::Model> for StoredKey {
@@ -45,7 +44,6 @@ impl TryFrom<integration::Model> for StoredKey {
                 updated_at: row.updated_at,
             },
             credentials_enc: row.credentials_enc,
-            fingerprint: row.fingerprint,
         })
     }
 }
@@ -99,6 +97,28 @@ pub async fn list_keys(db: &DatabaseConnection, owner: Owner) -> Result<Vec<Stor
     };
     let rows = query.order_by_asc(integration::Column::Id).all(db).await?;
     rows.into_iter().map(StoredKey::try_from).collect()
+}
+
+/// Whether `owner` already holds a `provider` key with one of these fingerprints (one indexed
+/// query, not a scan of the owner's keys).
+pub async fn has_fingerprint(
+    db: &DatabaseConnection,
+    owner: Owner,
+    provider: &str,
+    fingerprints: &[String],
+) -> Result<bool, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let owned = match owner {
+        Owner::Brand(id) => integration::Column::BrandId.eq(id),
+        Owner::Pool => integration::Column::BrandId.is_null(),
+    };
+    let count = integration::Entity::find()
+        .filter(owned)
+        .filter(integration::Column::ProviderName.eq(provider))
+        .filter(integration::Column::Fingerprint.is_in(fingerprints.iter().map(String::as_str)))
+        .count(db)
+        .await?;
+    Ok(count > 0)
 }
 
 pub async fn load_all(db: &DatabaseConnection) -> Result<Vec<StoredKey>, DbErr> {
