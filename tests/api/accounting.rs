@@ -164,15 +164,7 @@ async fn allow_lists_and_free_only_refuse_before_any_provider_is_called() {
         "names what is allowed: {}",
         refused.message()
     );
-    let chain_member = app.get("/api/gate/v1/aliases", None).await.body["data"]
-        .as_array()
-        .expect("aliases")
-        .iter()
-        .find(|a| a["id"] == "spideriq/fast")
-        .expect("alias")["models"][0]
-        .as_str()
-        .expect("model")
-        .to_owned();
+    let chain_member = app.alias_chain("spideriq/fast").await.remove(0);
     app.chat(&listed, &chain_member)
         .await
         .assert_error(403, "model_not_allowed");

@@ -2,7 +2,7 @@
 //! per-key limits, and the response the caller sees.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, provider_of, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -382,27 +382,7 @@ async fn three_auth_failures_disable_the_key_without_leaking_it() {
 async fn an_alias_falls_back_to_its_next_model_and_says_so() {
     let app = spawn_app().await;
     let (credential, token) = app.brand_with_token().await;
-    let alias = app.get("/api/gate/v1/aliases", None).await.body["data"]
-        .as_array()
-        .expect("aliases")
-        .iter()
-        .find(|a| a["id"] == "spideriq/fast")
-        .expect("spideriq/fast")
-        .clone();
-    let chain: Vec<String> = alias["models"]
-        .as_array()
-        .expect("models")
-        .iter()
-        .map(|m| m.as_str().expect("id").to_owned())
-        .collect();
-    let provider_of = |model: &str| {
-        model
-            .split('/')
-            .next()
-            .filter(|_| model.contains('/'))
-            .unwrap_or("openai")
-            .to_owned()
-    };
+    let chain = app.alias_chain("spideriq/fast").await;
     let (first, second) = (provider_of(&chain[0]), provider_of(&chain[1]));
     assert_ne!(first, second, "the test needs a cross-provider chain");
     app.add_key(&credential, &first, "first_provider_key", json!({}))
@@ -429,18 +409,11 @@ async fn an_alias_falls_back_to_its_next_model_and_says_so() {
 async fn a_model_missing_upstream_moves_to_the_next_model_not_the_next_key() {
     let app = spawn_app().await;
     let (credential, token) = app.brand_with_token().await;
-    let chain = app.get("/api/gate/v1/aliases", None).await.body["data"]
-        .as_array()
-        .expect("aliases")
-        .iter()
-        .find(|a| a["id"] == "spideriq/fast")
-        .expect("alias")["models"]
-        .clone();
-    let first = chain[0].as_str().expect("first");
-    let provider = first.split('/').next().expect("provider");
-    app.add_key(&credential, provider, "key_without_model", json!({}))
+    let chain = app.alias_chain("spideriq/fast").await;
+    let provider = provider_of(&chain[0]);
+    app.add_key(&credential, &provider, "key_without_model", json!({}))
         .await;
-    app.add_key(&credential, provider, "key_without_model_too", json!({}))
+    app.add_key(&credential, &provider, "key_without_model_too", json!({}))
         .await;
     app.fake.set("key_without_model", Behaviour::NotFound);
     app.fake.set("key_without_model_too", Behaviour::NotFound);
@@ -580,26 +553,8 @@ async fn daily_limits_are_exact_under_concurrency_and_spill_to_the_next_key() {
 async fn an_alias_tries_models_with_a_healthy_key_first() {
     let app = spawn_app().await;
     let (credential, token) = app.brand_with_token().await;
-    let aliases = app.get("/api/gate/v1/aliases", None).await.body;
-    let chain = aliases["data"]
-        .as_array()
-        .expect("aliases")
-        .iter()
-        .find(|a| a["id"] == "spideriq/fast")
-        .expect("alias")["models"]
-        .clone();
-    let provider_of = |model: &str| {
-        model
-            .split('/')
-            .next()
-            .filter(|_| model.contains('/'))
-            .unwrap_or("openai")
-            .to_owned()
-    };
-    let (first, second) = (
-        provider_of(chain[0].as_str().expect("id")),
-        provider_of(chain[1].as_str().expect("id")),
-    );
+    let chain = app.alias_chain("spideriq/fast").await;
+    let (first, second) = (provider_of(&chain[0]), provider_of(&chain[1]));
     app.add_key(&credential, &first, "first_key_goes_bad", json!({}))
         .await;
     app.add_key(&credential, &second, "second_key_is_fine", json!({}))
@@ -614,7 +569,7 @@ async fn an_alias_tries_models_with_a_healthy_key_first() {
         "three failures make the key unhealthy"
     );
     let reply = app.chat(&token, "spideriq/fast").await;
-    assert_eq!(reply.body["model"], chain[1]);
+    assert_eq!(reply.body["model"], chain[1].as_str());
     assert_eq!(
         app.fake.calls("first_key_goes_bad"),
         calls_while_failing,
@@ -622,6 +577,6 @@ async fn an_alias_tries_models_with_a_healthy_key_first() {
     );
     assert_eq!(
         reply.headers["x-spidergate-fallback-from"],
-        chain[0].as_str().expect("id")
+        chain[0].as_str()
     );
 }

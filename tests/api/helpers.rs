@@ -348,6 +348,24 @@ impl TestApp {
         (status, headers, response.text().await.expect("stream body"))
     }
 
+    /// The ranked models of a public alias, as `GET /api/gate/v1/aliases` lists them.
+    pub async fn alias_chain(&self, alias: &str) -> Vec<String> {
+        let aliases = self.get("/api/gate/v1/aliases", None).await.body;
+        let found = aliases["data"]
+            .as_array()
+            .expect("aliases")
+            .iter()
+            .find(|a| a["id"] == alias)
+            .cloned();
+        let models = found.unwrap_or_else(|| panic!("no alias {alias}"))["models"].clone();
+        models
+            .as_array()
+            .expect("models")
+            .iter()
+            .map(|m| m.as_str().expect("model id").to_owned())
+            .collect()
+    }
+
     /// A brand with a credential and a default agent token → (credential, token).
     pub async fn brand_with_token(&self) -> (String, String) {
         let (_, credential) = self.create_brand("Acme").await;
@@ -356,6 +374,14 @@ impl TestApp {
             .await;
         (credential, token)
     }
+}
+
+/// The provider of a catalog model id (`groq/…` → groq; OpenAI's bare names → openai).
+pub fn provider_of(model: &str) -> String {
+    model
+        .split_once('/')
+        .map_or("openai", |(provider, _)| provider)
+        .to_owned()
 }
 
 pub async fn reply(response: reqwest::Response) -> Reply {
