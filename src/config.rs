@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub usage: UsageConfig,
     pub traces: TracesConfig,
+    pub mail: MailConfig,
+    pub invites: InvitesConfig,
     pub log: LogConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
@@ -136,6 +138,33 @@ impl UsageConfig {
 #[serde(deny_unknown_fields)]
 pub struct TracesConfig {
     pub store_bodies: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: MailTls,
+    pub username: String,
+    pub password: Secret,
+    pub from: String,
+    pub poll_secs: u64,
+    pub retry_max_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitesConfig {
+    pub ttl_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

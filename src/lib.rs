@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod health;
+pub mod invites;
 pub mod json;
 pub mod limits;
 pub mod money;
@@ -153,6 +154,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.hold_ttl(),
         config.limits.idle_after(),
     );
+    let mailer = invites::Mailer::start(&config.mail, db.clone())?;
     let usage = UsageWriter::start(
         db.clone(),
         config.usage.flush_window(),
@@ -175,7 +177,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         health,
         budgets,
         usage,
+        mailer,
+        form_key: Arc::new(form_key()?),
     })
+}
+
+fn form_key() -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("OS randomness unavailable: {e}"))?;
+    Ok(key)
 }
 
 /// The built-in catalog with config overrides and the operator's stored alias chains.

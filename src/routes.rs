@@ -6,7 +6,7 @@
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
 use crate::gate::{chat, media, models, status};
-use crate::{brands, catalog, tokens, usage, vault};
+use crate::{brands, catalog, invites, tokens, usage, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::ServiceResponse;
@@ -35,6 +35,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
             web::resource("/api/v1/usage")
                 .wrap(from_fn(auth::require(Scope::System)))
                 .get(usage::http::brand_usage),
+        )
+        .service(
+            web::scope("/api/v1/invites")
+                .wrap(from_fn(auth::require(Scope::System)))
+                .configure(invites::admin::configure),
+        )
+        // Public: the random token in the link is the credential.
+        .service(
+            web::resource("/invite/{token}")
+                .get(invites::pages::show)
+                .post(invites::pages::submit),
         )
         .service(
             web::scope("/api/v1/integrations")

@@ -5,6 +5,7 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::Health;
+use crate::invites::Mailer;
 use crate::limits::Budgets;
 use crate::usage::UsageWriter;
 use crate::vault::Vault;
@@ -35,4 +36,9 @@ pub struct AppState {
     pub budgets: Budgets,
     /// The queue to the batched trace and ledger writer.
     pub usage: UsageWriter,
+    /// Sends the outbox (invite emails).
+    pub mailer: Mailer,
+    /// Binds invite forms to their link (per process: a form rendered before a restart must be
+    /// submitted again).
+    pub form_key: Arc<[u8; 32]>,
 }

@@ -4,6 +4,8 @@ pub mod agent_token;
 pub mod alias_override;
 pub mod brand;
 pub mod integration;
+pub mod invite;
+pub mod outbox;
 pub mod prelude;
 pub mod token_usage_hourly;
 pub mod trace;

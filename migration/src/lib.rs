@@ -7,6 +7,7 @@ mod m20261122_000002_create_agent_tokens;
 mod m20261122_000003_create_integrations;
 mod m20261122_000004_create_alias_overrides;
 mod m20261122_000005_create_traces;
+mod m20261122_000006_create_invites_and_outbox;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_integrations::Migration),
             Box::new(m20261122_000004_create_alias_overrides::Migration),
             Box::new(m20261122_000005_create_traces::Migration),
+            Box::new(m20261122_000006_create_invites_and_outbox::Migration),
         ]
     }
 }

@@ -71,7 +71,8 @@ impl NewBrand {
     }
 }
 
-fn is_plausible_email(email: &str) -> bool {
+/// A cheap sanity check, not RFC 5322: something@domain.tld without spaces, at most 254 bytes.
+pub fn is_plausible_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -131,6 +132,11 @@ pub async fn list_brands(db: &DatabaseConnection) -> Result<Vec<BrandView>, ApiE
         .into_iter()
         .map(BrandView::from)
         .collect())
+}
+
+/// The display name of brand `id` (for pages that only know the id).
+pub async fn brand_name(db: &DatabaseConnection, id: i32) -> Result<Option<String>, ApiError> {
+    Ok(store::find_brand_by_id(db, id).await?.map(|b| b.name))
 }
 
 pub async fn get_brand(db: &DatabaseConnection, client_id: &str) -> Result<BrandView, ApiError> {

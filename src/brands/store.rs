@@ -91,6 +91,17 @@ pub async fn find_brand(
     row.map(BrandRecord::try_from).transpose()
 }
 
+pub async fn find_brand_by_id(
+    db: &DatabaseConnection,
+    id: i32,
+) -> Result<Option<BrandRecord>, DbErr> {
+    brand::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(BrandRecord::try_from)
+        .transpose()
+}
+
 /// Replaces the credential digests; `None` when no brand has `client_id`.
 pub async fn replace_credential(
     db: &DatabaseConnection,

@@ -1,0 +1,15 @@
+//! Invites: a brand admin asks the owner of a provider key to contribute it through a signed,
+//! single-use link; the key lands encrypted in the brand's vault without the admin seeing it.
+//!
+//! Owns the `invites` rows (only the SHA-256 of each link's token), the public pages that take the
+//! key, and the `InviteMailer` with its persisted outbox: an email row is written in the same
+//! transaction as the invite, so a crash or an SMTP outage delays mail but never loses it.
+//! Does not store credentials itself: it hands them to the vault.
+
+pub mod admin;
+mod email;
+mod mailer;
+pub mod pages;
+mod store;
+
+pub use mailer::Mailer;

@@ -1,0 +1,294 @@
+//! Invites with real email: the link from the received message, the public form, the key in the
+//! vault; SMTP outages; tampered, expired, reused and revoked links.
+
+use crate::fake_provider::Behaviour;
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::smtp_sink::SmtpSink;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+async fn app_mailing_to(port: u16) -> TestApp {
+    spawn_app_with(move |config| {
+        config.mail.smtp_port = port;
+        config.mail.poll_secs = 1;
+        config.mail.retry_max_secs = 1;
+        config.server.public_url = "http://gateway.test".into();
+    })
+    .await
+}
+
+/// The 64-hex token of the invite link in an email.
+fn token_in(email: &str) -> String {
+    let at = email
+        .find("http://gateway.test/invite/")
+        .expect("invite link in the email")
+        + "http://gateway.test/invite/".len();
+    email[at..at + 64].to_owned()
+}
+
+async fn page(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let response = app
+        .client
+        .get(format!("{}/invite/{token}", app.address))
+        .send()
+        .await
+        .expect("page");
+    (response.status(), response.text().await.expect("html"))
+}
+
+fn csrf_in(html: &str) -> String {
+    let at =
+        html.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("value").to_owned()
+}
+
+async fn submit(app: &TestApp, token: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    let response = app
+        .client
+        .post(format!("{}/invite/{token}", app.address))
+        .form(fields)
+        .send()
+        .await
+        .expect("post");
+    (response.status(), response.text().await.expect("html"))
+}
+
+async fn invite(app: &TestApp, credential: &str, provider: &str) -> serde_json::Value {
+    let body = json!({ "email": "owner@example.test", "provider_name": provider, "message": "Please <b>add</b> yours" });
+    let reply = app.post("/api/v1/invites", Some(credential), body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+#[actix_web::test]
+async fn an_emailed_link_lets_the_owner_add_a_key_the_admin_never_sees() {
+    let sink = SmtpSink::start(0).await;
+    let app = app_mailing_to(sink.port).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    let created = invite(&app, &credential, "groq").await;
+    assert_eq!(
+        (created["status"].as_str(), created["email"].as_str()),
+        (Some("pending"), Some("owner@example.test"))
+    );
+
+    let email = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        email.contains("To: owner@example.test") && email.contains("Acme"),
+        "{email}"
+    );
+    let token = token_in(&email);
+
+    let (status, html) = page(&app, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Groq") && html.contains("name=\"api_key\"") && html.contains("viewport"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Please &lt;b&gt;add") && !html.contains("<b>add"),
+        "the message is escaped: {html}"
+    );
+
+    let secret = "gsk_contributed_secret_0042";
+    let (status, done) = submit(
+        &app,
+        &token,
+        &[("api_key", secret), ("csrf", &csrf_in(&html))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done.contains("Thank you") && !done.contains(secret));
+    assert!(
+        app.fake
+            .requests()
+            .iter()
+            .any(|r| r.path == "/groq/v1/models" && r.api_key == secret),
+        "the key was tested first"
+    );
+
+    let keys = app
+        .get("/api/v1/integrations", Some(&credential))
+        .await
+        .body;
+    let key = &keys["integrations"][0];
+    assert_eq!(
+        (
+            keys["total"].as_u64(),
+            key["key_preview"]["api_key"].as_str()
+        ),
+        (Some(1), Some("gsk_...042"))
+    );
+    assert!(!keys.to_string().contains(secret));
+    let invites = app.get("/api/v1/invites", Some(&credential)).await.body;
+    assert_eq!(
+        (
+            invites["data"][0]["status"].as_str(),
+            invites["data"][0]["integration_id"].as_i64()
+        ),
+        (Some("used"), key["id"].as_i64())
+    );
+
+    let (status, _) = submit(
+        &app,
+        &token,
+        &[
+            ("api_key", "gsk_second_try_0001"),
+            ("csrf", &csrf_in(&html)),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::GONE, "single use");
+    assert_eq!(page(&app, &token).await.0, StatusCode::GONE);
+    assert_eq!(
+        app.get("/api/v1/integrations", Some(&credential))
+            .await
+            .body["total"],
+        1
+    );
+}
+
+#[actix_web::test]
+async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let app = app_mailing_to(port).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    invite(&app, &credential, "openai").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sink = SmtpSink::start(port).await;
+    let email = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert!(email.contains("OpenAI"), "{email}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.messages().len(), 1, "delivered once");
+}
+
+#[actix_web::test]
+async fn tampered_expired_revoked_and_forged_submissions_store_nothing() {
+    let sink = SmtpSink::start(0).await;
+    let app = app_mailing_to(sink.port).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    let first = invite(&app, &credential, "groq").await;
+    let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
+    let (_, html) = page(&app, &token).await;
+    let csrf = csrf_in(&html);
+
+    let mut tampered = token.clone();
+    tampered.replace_range(0..1, if token.starts_with('a') { "b" } else { "a" });
+    assert_eq!(page(&app, &tampered).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        submit(
+            &app,
+            &tampered,
+            &[("api_key", "gsk_tampered_00001"), ("csrf", &csrf)]
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(page(&app, "not-a-token").await.0, StatusCode::NOT_FOUND);
+
+    let (status, forged) = submit(
+        &app,
+        &token,
+        &[("api_key", "gsk_forged_000001"), ("csrf", "0000")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        !forged.contains("gsk_forged_000001"),
+        "a key is never echoed back"
+    );
+    let cross_site = app
+        .client
+        .post(format!("{}/invite/{token}", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&[("api_key", "gsk_cross_site_0001"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+
+    app.fake.set("gsk_refused_by_groq", Behaviour::Unauthorized);
+    let (status, refused) = submit(
+        &app,
+        &token,
+        &[("api_key", "gsk_refused_by_groq"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.contains("did not accept") && !refused.contains("gsk_refused_by_groq"),
+        "{refused}"
+    );
+
+    app.delete(
+        &format!("/api/v1/invites/{}", first["id"]),
+        Some(&credential),
+    )
+    .await;
+    assert_eq!(page(&app, &token).await.0, StatusCode::GONE);
+    assert_eq!(
+        submit(
+            &app,
+            &token,
+            &[("api_key", "gsk_after_revoke_01"), ("csrf", &csrf)]
+        )
+        .await
+        .0,
+        StatusCode::GONE
+    );
+
+    invite(&app, &credential, "mistral").await;
+    let later = token_in(&sink.wait_for(2, Duration::from_secs(10)).await);
+    app.state.clock.advance(chrono::Duration::hours(73));
+    assert_eq!(
+        page(&app, &later).await.0,
+        StatusCode::GONE,
+        "expired after 72 h"
+    );
+    assert_eq!(
+        app.get("/api/v1/integrations", Some(&credential))
+            .await
+            .body["total"],
+        0,
+        "nothing was stored"
+    );
+}
+
+#[actix_web::test]
+async fn invites_are_validated_and_private_to_their_brand() {
+    let sink = SmtpSink::start(0).await;
+    let app = app_mailing_to(sink.port).await;
+    let (_, acme) = app.create_brand("Acme").await;
+    let (_, globex) = app.create_brand("Globex").await;
+    let created = invite(&app, &acme, "groq").await;
+    app.post(
+        "/api/v1/invites",
+        Some(&acme),
+        json!({ "email": "nope", "provider_name": "groq" }),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    app.post(
+        "/api/v1/invites",
+        Some(&acme),
+        json!({ "email": "a@b.test", "provider_name": "acme-ai" }),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    assert_eq!(
+        app.get("/api/v1/invites", Some(&globex)).await.body["total"],
+        0
+    );
+    app.delete(&format!("/api/v1/invites/{}", created["id"]), Some(&globex))
+        .await
+        .assert_error(404, "not_found");
+    assert_eq!(
+        app.get("/api/v1/invites", Some(&acme)).await.body["data"][0]["status"],
+        "pending"
+    );
+}
