@@ -138,7 +138,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             "no vault key configured (SPIDERGATE_VAULT_KEY): provider keys cannot be added"
         );
     }
-    let vault = Vault::start(&db, cipher).await?;
+    let (disabled_keys, disabled) = tokio::sync::mpsc::unbounded_channel();
+    let vault = Vault::start(&db, cipher, Some(disabled_keys)).await?;
     let now = chrono::Utc::now();
     let period = limits::BudgetPeriod::containing(now, None);
     let day_start = now
@@ -165,7 +166,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .tcp_nodelay(true)
         .build()
         .context("building the upstream HTTP client")?;
-    Ok(AppState {
+    let state = AppState {
         config: Arc::new(config),
         db,
         catalog: Arc::new(ArcSwap::from_pointee(catalog)),
@@ -179,7 +180,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         usage,
         mailer,
         form_key: Arc::new(form_key()?),
-    })
+    };
+    actix_web::rt::spawn(invites::reauth::listen(disabled, state.clone()));
+    Ok(state)
 }
 
 fn form_key() -> anyhow::Result<[u8; 32]> {

@@ -48,6 +48,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .post(invites::pages::submit),
         )
         .service(
+            web::resource("/reauth/{token}")
+                .get(invites::pages::show)
+                .post(invites::pages::submit),
+        )
+        .service(
             web::scope("/api/v1/integrations")
                 .wrap(from_fn(auth::require(Scope::System)))
                 .configure(vault::admin::configure),

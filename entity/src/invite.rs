@@ -9,6 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
     pub brand_id: i32,
+    /// "invite" (a new key) or "reauth" (replace the credential of `integration_id` in place).
+    pub kind: String,
     pub email: String,
     pub provider_name: String,
     pub message: Option<String>,

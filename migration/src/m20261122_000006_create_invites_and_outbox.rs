@@ -13,6 +13,7 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(pk_auto(Invites::Id))
                     .col(integer(Invites::BrandId))
+                    .col(string(Invites::Kind))
                     .col(string(Invites::Email))
                     .col(string(Invites::ProviderName))
                     .col(text_null(Invites::Message))
@@ -60,6 +61,7 @@ enum Invites {
     Table,
     Id,
     BrandId,
+    Kind,
     Email,
     ProviderName,
     Message,

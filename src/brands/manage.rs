@@ -134,6 +134,13 @@ pub async fn list_brands(db: &DatabaseConnection) -> Result<Vec<BrandView>, ApiE
         .collect())
 }
 
+/// The contact email of brand `id`, if it gave one.
+pub async fn contact_email(db: &DatabaseConnection, id: i32) -> Result<Option<String>, ApiError> {
+    Ok(store::find_brand_by_id(db, id)
+        .await?
+        .and_then(|b| b.contact_email))
+}
+
 /// The display name of brand `id` (for pages that only know the id).
 pub async fn brand_name(db: &DatabaseConnection, id: i32) -> Result<Option<String>, ApiError> {
     Ok(store::find_brand_by_id(db, id).await?.map(|b| b.name))

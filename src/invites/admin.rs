@@ -1,7 +1,7 @@
 //! `/api/v1/invites`: a brand invites the owner of a provider key, lists and revokes invites.
 
 use super::email::{self, InviteEmail};
-use super::store::{self, InviteRecord, NewInvite};
+use super::store::{self, InviteKind, InviteRecord, NewInvite};
 use crate::auth::{Digest, Principal};
 use crate::brands;
 use crate::error::ApiError;
@@ -82,6 +82,8 @@ async fn create_invite(
     });
     let new = NewInvite {
         brand_id: principal.brand_id,
+        kind: InviteKind::NewKey,
+        integration_id: None,
         email: &body.email,
         provider_name: &body.provider_name,
         message: body.message.as_deref(),

@@ -48,3 +48,30 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
+
+/// The email sent when a key stopped working.
+pub fn reauth(e: &InviteEmail<'_>) -> Mail {
+    let text = format!(
+        "The {provider} key you added to {brand}'s SpiderGate vault stopped working: the provider refused it several times, so it was taken out of service.\n\nOpen this link to replace it (valid for {hours} hours, usable once); the same key entry is updated in place:\n{link}\n",
+        provider = e.provider,
+        brand = e.brand,
+        hours = e.valid_hours,
+        link = e.link,
+    );
+    let html = format!(
+        "<p>The <strong>{provider}</strong> key you added to <strong>{brand}</strong>'s SpiderGate vault stopped working: the provider refused it several times, so it was taken out of service.</p><p><a href=\"{link}\">Replace the key</a> (valid for {hours} hours, usable once). The same key entry is updated in place.</p>",
+        provider = escape(e.provider),
+        brand = escape(e.brand),
+        link = escape(e.link),
+        hours = e.valid_hours,
+    );
+    Mail {
+        to: e.to.to_owned(),
+        subject: format!(
+            "Your {} key for {} needs re-authentication",
+            e.provider, e.brand
+        ),
+        text,
+        html,
+    }
+}

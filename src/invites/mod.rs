@@ -10,6 +10,7 @@ pub mod admin;
 mod email;
 mod mailer;
 pub mod pages;
+pub mod reauth;
 mod store;
 
 pub use mailer::Mailer;

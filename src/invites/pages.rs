@@ -4,9 +4,10 @@
 //! No login: the random token in the link is the capability. Forms carry a value bound to the
 //! token by a per-process HMAC key and cross-origin posts are refused. Pages never echo a key.
 
-use super::store::{self, InviteRecord, InviteStatus};
+use super::store::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::auth::Digest;
 use crate::brands;
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::vault::{self, Owner};
 use actix_web::http::StatusCode;
@@ -142,6 +143,7 @@ fn form(
         "form.html",
         context! {
             title => format!("Add a {} key", provider.label),
+            reauth => invite.kind == InviteKind::Reauth,
             provider => provider.label.clone(),
             brand,
             email => invite.email.clone(),
@@ -264,22 +266,13 @@ async fn store_key(
     {
         return Err("This invite has just been used.".into());
     }
-    let fields = serde_json::json!({
-        "provider_name": provider_id,
-        "credentials": body,
-        "key_label": format!("Contributed by {}", invite.email),
-    });
-    let fields = serde_json::from_value(fields).map_err(|_| "Please try again.")?;
-    match vault::create_key(
-        &state.vault,
-        &catalog,
-        Owner::Brand(invite.brand_id),
-        fields,
-    )
-    .await
-    {
-        Ok(record) => {
-            if let Err(err) = store::set_integration(&state.db, invite.id, record.id).await {
+    let stored = match (invite.kind, invite.integration_id) {
+        (InviteKind::Reauth, Some(id)) => replace_key(state, invite, id, &body).await,
+        _ => add_key(state, invite, provider_id, body).await,
+    };
+    match stored {
+        Ok(integration_id) => {
+            if let Err(err) = store::set_integration(&state.db, invite.id, integration_id).await {
                 tracing::warn!(
                     invite_id = invite.id,
                     "linking the invite to its key: {err}"
@@ -287,7 +280,7 @@ async fn store_key(
             }
             tracing::info!(
                 invite_id = invite.id,
-                integration_id = record.id,
+                integration_id,
                 "contributed key stored"
             );
             Ok(())
@@ -297,4 +290,48 @@ async fn store_key(
             Err(err.to_string())
         }
     }
+}
+
+/// A new key in the inviter's vault, labelled with its contributor.
+async fn add_key(
+    state: &AppState,
+    invite: &InviteRecord,
+    provider: String,
+    credentials: serde_json::Value,
+) -> Result<i32, ApiError> {
+    let fields = serde_json::json!({
+        "provider_name": provider,
+        "credentials": credentials,
+        "key_label": format!("Contributed by {}", invite.email),
+    });
+    let fields = serde_json::from_value(fields).map_err(ApiError::internal)?;
+    let catalog = state.catalog.load();
+    Ok(vault::create_key(
+        &state.vault,
+        &catalog,
+        Owner::Brand(invite.brand_id),
+        fields,
+    )
+    .await?
+    .id)
+}
+
+/// The same key with a new credential, healthy and back in rotation at once.
+async fn replace_key(
+    state: &AppState,
+    invite: &InviteRecord,
+    id: i32,
+    credentials: &serde_json::Value,
+) -> Result<i32, ApiError> {
+    let catalog = state.catalog.load();
+    let record = vault::replace_credentials(
+        &state.vault,
+        &catalog,
+        Owner::Brand(invite.brand_id),
+        id,
+        credentials,
+    )
+    .await?;
+    state.health.reset(&record.provider, record.id).await;
+    Ok(record.id)
 }

@@ -32,10 +32,29 @@ impl InviteStatus {
     }
 }
 
+/// What a link does when used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteKind {
+    /// Adds a new key to the brand's vault.
+    NewKey,
+    /// Replaces the credential of an existing (disabled) key in place.
+    Reauth,
+}
+
+impl InviteKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            InviteKind::NewKey => "invite",
+            InviteKind::Reauth => "reauth",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InviteRecord {
     pub id: i32,
     pub brand_id: i32,
+    pub kind: InviteKind,
     pub email: String,
     pub provider_name: String,
     pub message: Option<String>,
@@ -50,6 +69,11 @@ impl From<invite::Model> for InviteRecord {
         InviteRecord {
             id: row.id,
             brand_id: row.brand_id,
+            kind: if row.kind == InviteKind::Reauth.as_str() {
+                InviteKind::Reauth
+            } else {
+                InviteKind::NewKey
+            },
             email: row.email,
             provider_name: row.provider_name,
             message: row.message,
@@ -63,6 +87,9 @@ impl From<invite::Model> for InviteRecord {
 
 pub struct NewInvite<'a> {
     pub brand_id: i32,
+    pub kind: InviteKind,
+    /// For re-auth links: the key to repair.
+    pub integration_id: Option<i32>,
     pub email: &'a str,
     pub provider_name: &'a str,
     pub message: Option<&'a str>,
@@ -87,12 +114,13 @@ pub async fn insert_invite_with_mail(
     let txn = db.begin().await?;
     let row = invite::ActiveModel {
         brand_id: Set(new.brand_id),
+        kind: Set(new.kind.as_str().to_owned()),
         email: Set(new.email.to_owned()),
         provider_name: Set(new.provider_name.to_owned()),
         message: Set(new.message.map(str::to_owned)),
         token_hash: Set(new.token_hash),
         status: Set(InviteStatus::Pending.as_str().to_owned()),
-        integration_id: Set(None),
+        integration_id: Set(new.integration_id),
         expires_at: Set(new.expires_at),
         created_at: Set(now),
         used_at: Set(None),
@@ -274,4 +302,18 @@ pub async fn mark_failed(
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// Who contributed key `integration_id` through an invite, if anyone (the latest such invite).
+pub async fn contributor_of(
+    db: &DatabaseConnection,
+    integration_id: i32,
+) -> Result<Option<String>, DbErr> {
+    let row = invite::Entity::find()
+        .filter(invite::Column::IntegrationId.eq(integration_id))
+        .filter(invite::Column::Status.eq(InviteStatus::Used.as_str()))
+        .order_by_desc(invite::Column::Id)
+        .one(db)
+        .await?;
+    Ok(row.map(|r| r.email))
 }

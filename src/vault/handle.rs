@@ -11,6 +11,7 @@ use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Clone)]
 pub struct Vault {
@@ -18,6 +19,8 @@ pub struct Vault {
     actor: Addr<VaultActor>,
     cipher: Option<Arc<VaultCipher>>,
     db: DatabaseConnection,
+    /// Told the id of every key disabled for authentication failures (re-auth emails).
+    disabled: Option<UnboundedSender<i32>>,
 }
 
 impl Vault {
@@ -26,6 +29,7 @@ impl Vault {
     pub async fn start(
         db: &DatabaseConnection,
         cipher: Option<VaultCipher>,
+        disabled: Option<UnboundedSender<i32>>,
     ) -> anyhow::Result<Vault> {
         let rows = store::load_all(db).await?;
         let mut keys = Vec::with_capacity(rows.len());
@@ -52,6 +56,7 @@ impl Vault {
             actor,
             cipher: cipher.map(Arc::new),
             db: db.clone(),
+            disabled,
         })
     }
 
@@ -108,6 +113,9 @@ impl Vault {
                     credentials: key.credentials.clone(),
                 })
                 .await;
+                if let Some(disabled) = &self.disabled {
+                    let _ = disabled.send(id);
+                }
             }
             Err(err) => tracing::error!(integration_id = id, "disabling key: {err}"),
         }

@@ -184,6 +184,44 @@ pub async fn create_key(
     Ok(stored.record)
 }
 
+/// Re-authentication: a new credential for key `id`, in place (same id, label, sharing, limits
+/// and history), back in rotation. The caller resets its health.
+pub async fn replace_credentials(
+    vault: &Vault,
+    catalog: &Catalog,
+    owner: Owner,
+    id: i32,
+    credentials: &serde_json::Value,
+) -> Result<KeyRecord, ApiError> {
+    let cipher = vault.cipher().ok_or_else(no_vault_key)?;
+    let stored = store::find_key(vault.db(), owner, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let (provider, credentials) =
+        parse_credentials(catalog, Some(&stored.record.provider), Some(credentials))?;
+    let mut record = stored.record;
+    record.key_preview = credentials.preview();
+    record.is_active = true;
+    record.disabled_reason = None;
+    let fingerprint = cipher.fingerprint(&provider, &credentials);
+    store::replace_secret(
+        vault.db(),
+        id,
+        cipher.encrypt(&credentials),
+        fingerprint,
+        Some(&record.key_preview),
+    )
+    .await?;
+    let stored = store::update_settings(vault.db(), &record).await?;
+    vault
+        .upsert(VaultKey {
+            record: stored.record.clone(),
+            credentials,
+        })
+        .await;
+    Ok(stored.record)
+}
+
 /// Applies a PATCH; provider and credentials are immutable.
 pub async fn update_key(
     vault: &Vault,

@@ -24,6 +24,8 @@ pub use credentials::Credentials;
 pub use crypto::VaultCipher;
 pub use handle::Vault;
 pub use key::{KeyRecord, Owner, VaultKey};
-pub use manage::{IntegrationFields, create_key, parse_credentials, unknown_provider};
+pub use manage::{
+    IntegrationFields, create_key, parse_credentials, replace_credentials, unknown_provider,
+};
 pub use rotate::reencrypt_all;
 pub use snapshot::{Tier, VaultSnapshot};

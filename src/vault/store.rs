@@ -190,11 +190,25 @@ pub async fn rewrite_secret(
     credentials_enc: String,
     fingerprint: String,
 ) -> Result<(), DbErr> {
+    replace_secret(db, id, credentials_enc, fingerprint, None).await
+}
+
+/// Puts a new credential into an existing row (re-authentication), with its new preview.
+pub async fn replace_secret(
+    db: &DatabaseConnection,
+    id: i32,
+    credentials_enc: String,
+    fingerprint: String,
+    preview: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<(), DbErr> {
     let Some(row) = integration::Entity::find_by_id(id).one(db).await? else {
         return Ok(());
     };
     let mut row: integration::ActiveModel = row.into();
     row.credentials_enc = Set(credentials_enc);
     row.fingerprint = Set(fingerprint);
+    if let Some(preview) = preview {
+        row.key_preview = Set(serde_json::to_string(preview).unwrap_or_else(|_| "{}".into()));
+    }
     row.update(db).await.map(|_| ())
 }

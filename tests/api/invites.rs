@@ -20,10 +20,14 @@ async fn app_mailing_to(port: u16) -> TestApp {
 
 /// The 64-hex token of the invite link in an email.
 fn token_in(email: &str) -> String {
+    link_token(email, "http://gateway.test/invite/")
+}
+
+fn link_token(email: &str, prefix: &str) -> String {
     let at = email
-        .find("http://gateway.test/invite/")
-        .expect("invite link in the email")
-        + "http://gateway.test/invite/".len();
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix} link in {email}"))
+        + prefix.len();
     email[at..at + 64].to_owned()
 }
 
@@ -290,5 +294,137 @@ async fn invites_are_validated_and_private_to_their_brand() {
     assert_eq!(
         app.get("/api/v1/invites", Some(&acme)).await.body["data"][0]["status"],
         "pending"
+    );
+}
+
+#[actix_web::test]
+async fn a_disabled_contributed_key_is_repaired_in_place_from_the_reauth_email() {
+    let sink = SmtpSink::start(0).await;
+    let app = app_mailing_to(sink.port).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    invite(&app, &credential, "groq").await;
+    let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
+    let (_, html) = page(&app, &token).await;
+    assert_eq!(
+        submit(
+            &app,
+            &token,
+            &[
+                ("api_key", "gsk_contrib_old_0001"),
+                ("csrf", &csrf_in(&html))
+            ]
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let id = app
+        .get("/api/v1/integrations", Some(&credential))
+        .await
+        .body["integrations"][0]["id"]
+        .as_i64()
+        .expect("id");
+
+    app.fake
+        .set("gsk_contrib_old_0001", Behaviour::Unauthorized);
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    for _ in 0..3 {
+        app.chat(&agent, "groq/llama-3.1-8b-instant")
+            .await
+            .assert_error(502, "upstream_error");
+    }
+    let email = sink.wait_for(2, Duration::from_secs(10)).await;
+    assert!(
+        email.contains("To: owner@example.test") && email.contains("stopped working"),
+        "{email}"
+    );
+    let reauth = link_token(&email, "http://gateway.test/reauth/");
+    let response = app
+        .client
+        .get(format!("{}/reauth/{reauth}", app.address))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("Replace your Groq key"), "{html}");
+
+    let response = app
+        .client
+        .post(format!("{}/reauth/{reauth}", app.address))
+        .form(&[
+            ("api_key", "gsk_contrib_new_0002"),
+            ("csrf", csrf_in(&html).as_str()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let keys = app
+        .get("/api/v1/integrations", Some(&credential))
+        .await
+        .body;
+    assert_eq!(keys["total"], 1, "updated in place, not added");
+    let key = &keys["integrations"][0];
+    assert_eq!(key["id"].as_i64(), Some(id));
+    assert_eq!(
+        (key["is_active"].as_bool(), key["health_status"].as_str()),
+        (Some(true), Some("healthy"))
+    );
+    assert!(key["disabled_reason"].is_null());
+    assert_eq!(
+        (
+            key["key_preview"]["api_key"].as_str(),
+            key["key_label"].as_str()
+        ),
+        (
+            Some("gsk_...002"),
+            Some("Contributed by owner@example.test")
+        )
+    );
+    let served = app.chat(&agent, "groq/llama-3.1-8b-instant").await;
+    assert_eq!(
+        served.status,
+        StatusCode::OK,
+        "back in rotation without a restart: {}",
+        served.body
+    );
+    assert_eq!(
+        app.fake.requests().last().expect("call").api_key,
+        "gsk_contrib_new_0002"
+    );
+}
+
+#[actix_web::test]
+async fn a_disabled_key_nobody_contributed_emails_the_brands_contact() {
+    let sink = SmtpSink::start(0).await;
+    let app = app_mailing_to(sink.port).await;
+    let brand = app
+        .post(
+            "/api/v1/admin/brands",
+            Some(&app.admin_token),
+            json!({ "name": "Acme", "contact_email": "ops@acme.test" }),
+        )
+        .await;
+    let credential = brand.body["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned();
+    app.add_key(&credential, "groq", "gsk_admin_added_001", json!({}))
+        .await;
+    app.fake.set("gsk_admin_added_001", Behaviour::Unauthorized);
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    for _ in 0..3 {
+        app.chat(&agent, "groq/llama-3.1-8b-instant").await;
+    }
+    let email = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(
+        email.contains("To: ops@acme.test") && email.contains("/reauth/"),
+        "{email}"
     );
 }

@@ -1,0 +1,82 @@
+//! Re-authentication: when a key is disabled after repeated authentication failures, its
+//! contributor (or, for a key nobody contributed, the brand's contact email) gets a
+//! `/reauth/<token>` link that replaces the credential of the same key in place.
+
+use super::email::{self, InviteEmail};
+use super::store::{self, InviteKind, NewInvite};
+use crate::auth::Digest;
+use crate::brands;
+use crate::random::hex_secret;
+use crate::state::AppState;
+use crate::vault::Owner;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Runs for the life of the server: one re-auth email per disabled key.
+pub async fn listen(mut disabled: UnboundedReceiver<i32>, state: AppState) {
+    while let Some(integration_id) = disabled.recv().await {
+        if let Err(err) = request(&state, integration_id).await {
+            tracing::warn!(integration_id, "re-auth email not queued: {err:#}");
+        }
+    }
+}
+
+async fn request(state: &AppState, integration_id: i32) -> anyhow::Result<()> {
+    let Some(key) = state.vault.snapshot().get(integration_id).cloned() else {
+        return Ok(());
+    };
+    let Owner::Brand(brand_id) = key.record.owner else {
+        tracing::warn!(
+            integration_id,
+            "a pool key was disabled; the operator must replace it"
+        );
+        return Ok(());
+    };
+    let recipient = match store::contributor_of(&state.db, integration_id).await? {
+        Some(email) => Some(email),
+        None => brands::manage::contact_email(&state.db, brand_id).await?,
+    };
+    let Some(to) = recipient else {
+        tracing::warn!(
+            integration_id,
+            "disabled key has no contributor and its brand no contact email"
+        );
+        return Ok(());
+    };
+    let brand = brands::manage::brand_name(&state.db, brand_id)
+        .await?
+        .unwrap_or_default();
+    let provider = state
+        .catalog
+        .load()
+        .provider(&key.record.provider)
+        .map_or(key.record.provider.clone(), |p| p.label.clone());
+    let token = hex_secret(32)?;
+    let now = state.clock.now();
+    let hours = state.config.invites.ttl_hours;
+    let link = format!(
+        "{}/reauth/{token}",
+        state.config.server.public_url.trim_end_matches('/')
+    );
+    let mail = email::reauth(&InviteEmail {
+        to: &to,
+        brand: &brand,
+        provider: &provider,
+        link: &link,
+        message: None,
+        valid_hours: hours,
+    });
+    let new = NewInvite {
+        brand_id,
+        kind: InviteKind::Reauth,
+        integration_id: Some(integration_id),
+        email: &to,
+        provider_name: &key.record.provider,
+        message: None,
+        token_hash: Digest::of(&token).to_hex(),
+        expires_at: now + chrono::Duration::hours(hours as i64),
+    };
+    store::insert_invite_with_mail(&state.db, new, mail, now).await?;
+    state.mailer.wake();
+    tracing::info!(integration_id, "re-auth email queued");
+    Ok(())
+}
