@@ -1,12 +1,11 @@
 //! `/api/v1/invites`: a brand invites the owner of a provider key, lists and revokes invites.
 
-use super::email::{self, InviteEmail};
-use super::store::{self, InviteKind, InviteRecord, NewInvite};
-use crate::auth::{Digest, Principal};
+use super::link::{self, LinkRequest};
+use super::store::{self, InviteKind, InviteRecord};
+use crate::auth::Principal;
 use crate::brands;
 use crate::error::ApiError;
 use crate::json::Json;
-use crate::random::hex_secret;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -65,33 +64,19 @@ async fn create_invite(
         found.ok_or_else(|| crate::vault::unknown_provider(&catalog))?
     };
     let brand = brands::manage::get_brand(&state.db, &principal.client_id).await?;
-    let token = hex_secret(32).map_err(ApiError::internal)?;
-    let now = state.clock.now();
-    let hours = state.config.invites.ttl_hours;
-    let link = format!(
-        "{}/invite/{token}",
-        state.config.server.public_url.trim_end_matches('/')
-    );
-    let mail = email::invite(&InviteEmail {
-        to: &body.email,
-        brand: &brand.name,
-        provider: &provider,
-        link: &link,
-        message: body.message.as_deref(),
-        valid_hours: hours,
-    });
-    let new = NewInvite {
-        brand_id: principal.brand_id,
+    let request = LinkRequest {
         kind: InviteKind::NewKey,
-        integration_id: None,
-        email: &body.email,
-        provider_name: &body.provider_name,
+        brand_id: principal.brand_id,
+        brand_name: &brand.name,
+        to: &body.email,
+        provider_id: &body.provider_name,
+        provider_label: &provider,
         message: body.message.as_deref(),
-        token_hash: Digest::of(&token).to_hex(),
-        expires_at: now + chrono::Duration::hours(hours as i64),
+        integration_id: None,
     };
-    let invite = store::insert_invite_with_mail(&state.db, new, mail, now).await?;
-    state.mailer.wake();
+    let invite = link::issue(&state, request)
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(invite_id = invite.id, provider = %invite.provider_name, "invite created");
     Ok(HttpResponse::Created().json(view(&invite)))
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 mod email;
+mod link;
 mod mailer;
 pub mod pages;
 pub mod reauth;

@@ -2,11 +2,9 @@
 //! contributor (or, for a key nobody contributed, the brand's contact email) gets a
 //! `/reauth/<token>` link that replaces the credential of the same key in place.
 
-use super::email::{self, InviteEmail};
-use super::store::{self, InviteKind, NewInvite};
-use crate::auth::Digest;
+use super::link::{self, LinkRequest};
+use super::store::{self, InviteKind};
 use crate::brands;
-use crate::random::hex_secret;
 use crate::state::AppState;
 use crate::vault::Owner;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -50,33 +48,17 @@ async fn request(state: &AppState, integration_id: i32) -> anyhow::Result<()> {
         .load()
         .provider(&key.record.provider)
         .map_or(key.record.provider.clone(), |p| p.label.clone());
-    let token = hex_secret(32)?;
-    let now = state.clock.now();
-    let hours = state.config.invites.ttl_hours;
-    let link = format!(
-        "{}/reauth/{token}",
-        state.config.server.public_url.trim_end_matches('/')
-    );
-    let mail = email::reauth(&InviteEmail {
-        to: &to,
-        brand: &brand,
-        provider: &provider,
-        link: &link,
-        message: None,
-        valid_hours: hours,
-    });
-    let new = NewInvite {
-        brand_id,
+    let request = LinkRequest {
         kind: InviteKind::Reauth,
-        integration_id: Some(integration_id),
-        email: &to,
-        provider_name: &key.record.provider,
+        brand_id,
+        brand_name: &brand,
+        to: &to,
+        provider_id: &key.record.provider,
+        provider_label: &provider,
         message: None,
-        token_hash: Digest::of(&token).to_hex(),
-        expires_at: now + chrono::Duration::hours(hours as i64),
+        integration_id: Some(integration_id),
     };
-    store::insert_invite_with_mail(&state.db, new, mail, now).await?;
-    state.mailer.wake();
+    link::issue(state, request).await?;
     tracing::info!(integration_id, "re-auth email queued");
     Ok(())
 }
