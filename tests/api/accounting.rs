@@ -27,6 +27,16 @@ async fn setup(app: &TestApp, controls: Value) -> (String, String, i64) {
     (credential, token, key["id"].as_i64().expect("id"))
 }
 
+/// A non-streamed chat for `model` with `max_tokens`.
+async fn chat(app: &TestApp, token: &str, model: &str, max_tokens: u64) -> crate::helpers::Reply {
+    app.post(
+        "/api/gate/v1/chat/completions",
+        Some(token),
+        chat_body(model, max_tokens),
+    )
+    .await
+}
+
 async fn traces(app: &TestApp, credential: &str, query: &str) -> Value {
     app.state.usage.flush().await;
     app.get(&format!("/api/v1/traces{query}"), Some(credential))
@@ -38,13 +48,7 @@ async fn traces(app: &TestApp, credential: &str, query: &str) -> Value {
 async fn a_hard_budget_is_never_exceeded_under_200_concurrent_requests() {
     let app = spawn_app().await;
     let (credential, token, id) = setup(&app, json!({ "monthly_budget_usd": 0.002 })).await;
-    let requests = (0..200).map(|_| {
-        app.post(
-            "/api/gate/v1/chat/completions",
-            Some(&token),
-            chat_body(PRICED, 1000),
-        )
-    });
+    let requests = (0..200).map(|_| chat(&app, &token, PRICED, 1000));
     let replies = futures_util::future::join_all(requests).await;
     let ok = replies
         .iter()
@@ -384,12 +388,7 @@ async fn usage_reports_the_token_its_budget_and_the_brand() {
     )
     .await;
     for _ in 0..3 {
-        app.post(
-            "/api/gate/v1/chat/completions",
-            Some(&token),
-            chat_body(PRICED, 10),
-        )
-        .await;
+        chat(&app, &token, PRICED, 10).await;
     }
     app.chat(&token, "groq/llama-3.1-8b-instant").await;
     app.state.usage.flush().await;
@@ -482,13 +481,9 @@ async fn a_spent_budget_is_still_refused_after_a_restart() {
         assert!(served < 50, "the budget must run out");
     }
     let app = app.restart().await;
-    app.post(
-        "/api/gate/v1/chat/completions",
-        Some(&token),
-        chat_body(PRICED, 20),
-    )
-    .await
-    .assert_error(402, "budget_exceeded");
+    chat(&app, &token, PRICED, 20)
+        .await
+        .assert_error(402, "budget_exceeded");
     let usage = app.get("/api/gate/v1/usage", Some(&token)).await.body;
     assert_eq!(
         usage["rate_limits"]["remaining_day"].as_u64(),
@@ -511,16 +506,7 @@ async fn key_spend_limits_warn_or_block() {
         )
         .await;
     for _ in 0..6 {
-        assert_eq!(
-            app.post(
-                "/api/gate/v1/chat/completions",
-                Some(&token),
-                chat_body(PRICED, 10)
-            )
-            .await
-            .status,
-            StatusCode::OK
-        );
+        assert_eq!(chat(&app, &token, PRICED, 10).await.status, StatusCode::OK);
     }
     let blocked = app
         .get(
@@ -615,25 +601,12 @@ async fn a_keys_daily_count_and_spend_survive_a_restart() {
         )
         .await;
     for _ in 0..3 {
-        assert_eq!(
-            app.post(
-                "/api/gate/v1/chat/completions",
-                Some(&token),
-                chat_body(PRICED, 10)
-            )
-            .await
-            .status,
-            StatusCode::OK
-        );
+        assert_eq!(chat(&app, &token, PRICED, 10).await.status, StatusCode::OK);
     }
     let app = app.restart().await;
-    app.post(
-        "/api/gate/v1/chat/completions",
-        Some(&token),
-        chat_body(PRICED, 10),
-    )
-    .await
-    .assert_error(503, "no_available_key");
+    chat(&app, &token, PRICED, 10)
+        .await
+        .assert_error(503, "no_available_key");
     let view = app
         .get(&format!("/api/v1/integrations/{key}"), Some(&credential))
         .await
