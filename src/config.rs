@@ -31,6 +31,7 @@ pub struct Config {
     pub traces: TracesConfig,
     pub mail: MailConfig,
     pub invites: InvitesConfig,
+    pub oauth: OAuthConfig,
     pub log: LogConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
@@ -167,6 +168,22 @@ pub struct InvitesConfig {
     pub ttl_hours: u64,
 }
 
+/// Timings of OAuth sign-in and token refresh (the endpoints are per provider, in
+/// `[providers.<id>.oauth]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    pub flow_ttl_secs: u64,
+    pub refresh_before_secs: u64,
+    pub refresh_check_secs: u64,
+}
+
+impl OAuthConfig {
+    pub fn refresh_check(&self) -> Duration {
+        Duration::from_secs(self.refresh_check_secs.max(1))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -185,6 +202,40 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct ProviderOverride {
     pub base_url: Option<String>,
+    /// Present for a provider whose keys are obtained by OAuth sign-in instead of pasted.
+    pub oauth: Option<OAuthClient>,
+}
+
+/// This gateway's OAuth client registration at one provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    /// Empty for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret: Secret,
+    /// A TOML list, or one string of space- or comma-separated scopes (as an env variable gives).
+    #[serde(default, deserialize_with = "scope_list")]
+    pub scopes: Vec<String>,
+}
+
+fn scope_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scopes {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Scopes::deserialize(d)? {
+        Scopes::List(list) => list,
+        Scopes::Text(text) => text
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 impl Config {
@@ -242,7 +293,17 @@ impl Config {
         if self.database.max_connections == 0 {
             bail!("invalid config at `database.max_connections`: must be positive");
         }
+        for (id, client) in self.providers.iter() {
+            if let Some(client) = &client.oauth {
+                client.validate(&format!("providers.{id}.oauth"))?;
+            }
+        }
         Ok(())
+    }
+
+    /// The OAuth client registered for `provider`, if its keys come from OAuth sign-in.
+    pub fn oauth_client(&self, provider: &str) -> Option<&OAuthClient> {
+        self.providers.get(provider)?.oauth.as_ref()
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
@@ -254,6 +315,25 @@ impl Config {
     pub fn hold_ttl(&self) -> Duration {
         self.upstream.timeout() * self.routing.max_attempts.max(1) as u32
             + Duration::from_secs(3600)
+    }
+}
+
+impl OAuthClient {
+    fn validate(&self, at: &str) -> anyhow::Result<()> {
+        for (name, url) in [
+            ("authorize_url", &self.authorize_url),
+            ("token_url", &self.token_url),
+        ] {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("invalid config at `{at}.{name}`: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("invalid config at `{at}.{name}`: must be an http(s) URL");
+            }
+        }
+        if self.client_id.trim().is_empty() {
+            bail!("invalid config at `{at}.client_id`: must not be empty");
+        }
+        Ok(())
     }
 }
 
@@ -407,6 +487,36 @@ mod tests {
             let err = Config::from_layers(file, env(&vars)).expect_err("unknown key must fail");
             assert!(err.to_string().contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn oauth_clients_take_scopes_from_a_list_or_a_variable_and_check_their_urls() {
+        let file = "[providers.groq.oauth]\nauthorize_url = \"https://auth.test/authorize\"\ntoken_url = \"https://auth.test/token\"\nclient_id = \"gw\"\nscopes = [\"a\", \"b\"]\n";
+        let config = Config::from_layers(Some(file), env(&[])).expect("valid oauth client");
+        let client = config.oauth_client("groq").expect("groq uses oauth");
+        assert_eq!(client.scopes, ["a", "b"]);
+        assert!(client.client_secret.is_empty());
+        assert!(config.oauth_client("openai").is_none());
+
+        let vars = env(&[
+            ("SPIDERGATE_PROVIDERS__GROQ__OAUTH__SCOPES", "x y,z"),
+            ("SPIDERGATE_PROVIDERS__GROQ__OAUTH__CLIENT_SECRET", "s3cret"),
+        ]);
+        let without_scopes = file.replace("scopes = [\"a\", \"b\"]\n", "");
+        let config = Config::from_layers(Some(&without_scopes), vars).expect("env overrides");
+        let client = config.oauth_client("groq").expect("groq uses oauth");
+        assert_eq!(client.scopes, ["x", "y", "z"]);
+        assert!(
+            !format!("{client:?}").contains("s3cret"),
+            "the secret is masked"
+        );
+
+        let bad = file.replace("https://auth.test/token", "not a url");
+        let err = Config::from_layers(Some(&bad), env(&[])).expect_err("bad url");
+        assert!(
+            err.to_string().contains("providers.groq.oauth.token_url"),
+            "{err}"
+        );
     }
 
     #[test]

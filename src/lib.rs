@@ -155,7 +155,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.hold_ttl(),
         config.limits.idle_after(),
     );
-    let mailer = invites::Mailer::start(&config.mail, db.clone())?;
+    let clock = clock::Clock::default();
+    let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
     let usage = UsageWriter::start(
         db.clone(),
         config.usage.flush_window(),
@@ -172,7 +173,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         catalog: Arc::new(ArcSwap::from_pointee(catalog)),
         auth,
         operator_token,
-        clock: clock::Clock::default(),
+        clock,
         http,
         vault,
         health,
@@ -182,6 +183,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         form_key: Arc::new(form_key()?),
     };
     actix_web::rt::spawn(invites::reauth::listen(disabled, state.clone()));
+    actix_web::rt::spawn(
+        vault::OAuthRefresher {
+            vault: state.vault.clone(),
+            health: state.health.clone(),
+            http: state.http.clone(),
+            config: state.config.clone(),
+            clock: state.clock.clone(),
+        }
+        .run(),
+    );
     Ok(state)
 }
 

@@ -52,6 +52,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .get(invites::pages::show)
                 .post(invites::pages::submit),
         )
+        .route(
+            "/invite/{token}/oauth",
+            web::get().to(invites::oauth::start),
+        )
+        .route(
+            "/reauth/{token}/oauth",
+            web::get().to(invites::oauth::start),
+        )
+        .route("/oauth/callback", web::get().to(invites::oauth::callback))
         .service(
             web::scope("/api/v1/integrations")
                 .wrap(from_fn(auth::require(Scope::System)))

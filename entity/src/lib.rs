@@ -5,6 +5,7 @@ pub mod alias_override;
 pub mod brand;
 pub mod integration;
 pub mod invite;
+pub mod oauth_flow;
 pub mod outbox;
 pub mod prelude;
 pub mod token_usage_hourly;

@@ -8,6 +8,7 @@ mod m20261122_000003_create_integrations;
 mod m20261122_000004_create_alias_overrides;
 mod m20261122_000005_create_traces;
 mod m20261122_000006_create_invites_and_outbox;
+mod m20261201_000007_create_oauth_flows;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_alias_overrides::Migration),
             Box::new(m20261122_000005_create_traces::Migration),
             Box::new(m20261122_000006_create_invites_and_outbox::Migration),
+            Box::new(m20261201_000007_create_oauth_flows::Migration),
         ]
     }
 }

@@ -20,6 +20,9 @@ pub struct Provider {
     pub signup_url: String,
     pub free_tier: bool,
     pub openai_compatible: bool,
+    /// Keys come from OAuth sign-in (`[providers.<id>.oauth]` is configured), not from pasting.
+    #[serde(skip)]
+    pub oauth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,8 +91,18 @@ impl Catalog {
             let Some(&at) = catalog.provider_index.get(id) else {
                 bail!("invalid config at `providers.{id}`: no provider `{id}` in the catalog");
             };
+            let provider = &mut catalog.providers[at];
             if let Some(url) = &change.base_url {
-                catalog.providers[at].base_url = url.trim_end_matches('/').to_owned();
+                provider.base_url = url.trim_end_matches('/').to_owned();
+            }
+            if change.oauth.is_some() {
+                // An OAuth credential is only a token: there is no account id to fill the URL with.
+                if provider.base_url.contains("{account_id}") {
+                    bail!(
+                        "invalid config at `providers.{id}.oauth`: `{id}` needs an account id in its URL, which OAuth sign-in does not provide"
+                    );
+                }
+                provider.oauth = true;
             }
         }
         Ok(catalog)
@@ -317,6 +330,7 @@ mod tests {
             "groq".to_owned(),
             ProviderOverride {
                 base_url: Some("http://127.0.0.1:9/v1/".into()),
+                oauth: None,
             },
         );
         let catalog = Catalog::load(&overrides).expect("override of a known provider");
@@ -328,6 +342,33 @@ mod tests {
         overrides.insert("nope".to_owned(), ProviderOverride::default());
         let err = Catalog::load(&overrides).expect_err("unknown provider");
         assert!(err.to_string().contains("providers.nope"), "{err}");
+    }
+
+    #[test]
+    fn an_oauth_client_marks_its_provider_unless_the_url_needs_an_account() {
+        let client = crate::config::OAuthClient {
+            authorize_url: "https://auth.test/authorize".into(),
+            token_url: "https://auth.test/token".into(),
+            client_id: "gw".into(),
+            client_secret: Default::default(),
+            scopes: vec![],
+        };
+        let with_oauth = ProviderOverride {
+            base_url: None,
+            oauth: Some(client),
+        };
+        let mut overrides = BTreeMap::new();
+        overrides.insert("groq".to_owned(), with_oauth.clone());
+        let catalog = Catalog::load(&overrides).expect("oauth for groq");
+        assert!(catalog.provider("groq").expect("groq").oauth);
+        assert!(!catalog.provider("openai").expect("openai").oauth);
+
+        overrides.insert("cloudflare".to_owned(), with_oauth);
+        let err = Catalog::load(&overrides).expect_err("cloudflare needs an account id");
+        assert!(
+            err.to_string().contains("providers.cloudflare.oauth"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -221,6 +221,7 @@ fn provider_view(p: &Provider, viewer: &Viewer) -> serde_json::Value {
         "signup_url": p.signup_url,
         "free_tier": p.free_tier,
         "openai_compatible": p.openai_compatible,
+        "auth": if p.oauth { "oauth" } else { "api_key" },
         "is_configured": viewer.is_configured(&p.id),
     })
 }

@@ -25,13 +25,10 @@ pub async fn issue(state: &AppState, request: LinkRequest<'_>) -> anyhow::Result
     let token = hex_secret(32)?;
     let now = state.clock.now();
     let hours = state.config.invites.ttl_hours;
-    let path = match request.kind {
-        InviteKind::NewKey => "invite",
-        InviteKind::Reauth => "reauth",
-    };
     let link = format!(
-        "{}/{path}/{token}",
-        state.config.server.public_url.trim_end_matches('/')
+        "{}/{}/{token}",
+        state.config.server.public_url.trim_end_matches('/'),
+        request.kind.as_str()
     );
     let content = InviteEmail {
         to: request.to,

@@ -2,12 +2,13 @@
 //!
 //! The outbox table is the queue: the actor only decides *when* to look at it (at start, on
 //! `Wake`, and every `mail.poll_secs`), and one drain runs at a time. A failed send is
-//! rescheduled (1 s, 2 s, 4 s … up to `mail.retry_max_secs`), never dropped.
+//! rescheduled (1 s, 2 s, 4 s … up to `mail.retry_max_secs`), never dropped. Times come from the
+//! app's `Clock`, the same one that stamps the outbox rows, so a moved clock never strands mail.
 
 use super::store::{self, Mail};
+use crate::clock::Clock;
 use crate::config::{MailConfig, MailTls};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
-use chrono::Utc;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -26,6 +27,7 @@ struct Drained;
 
 pub struct InviteMailer {
     db: DatabaseConnection,
+    clock: Clock,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     poll: Duration,
@@ -41,15 +43,16 @@ impl InviteMailer {
             return;
         }
         self.draining = true;
-        let (db, transport, from, retry_max) = (
+        let (db, clock, transport, from, retry_max) = (
             self.db.clone(),
+            self.clock.clone(),
             self.transport.clone(),
             self.from.clone(),
             self.retry_max,
         );
         let me = ctx.address();
         actix::spawn(async move {
-            deliver_due(&db, &transport, &from, retry_max).await;
+            deliver_due(&db, &clock, &transport, &from, retry_max).await;
             me.do_send(Drained);
         });
     }
@@ -86,12 +89,13 @@ impl Handler<Drained> for InviteMailer {
 /// Sends every due email once; failures are rescheduled.
 async fn deliver_due(
     db: &DatabaseConnection,
+    clock: &Clock,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
     retry_max: Duration,
 ) {
     loop {
-        let due = match store::due_mail(db, Utc::now(), 20).await {
+        let due = match store::due_mail(db, clock.now(), 20).await {
             Ok(due) if !due.is_empty() => due,
             Ok(_) => return,
             Err(err) => {
@@ -109,7 +113,7 @@ async fn deliver_due(
                 Err(err) => Err(err),
             };
             let written = match result {
-                Ok(()) => store::mark_sent(db, pending.id, Utc::now()).await,
+                Ok(()) => store::mark_sent(db, pending.id, clock.now()).await,
                 Err(err) => {
                     let attempts = pending.attempts + 1;
                     let wait = Duration::from_secs(1u64 << attempts.clamp(0, 16)).min(retry_max);
@@ -118,7 +122,7 @@ async fn deliver_due(
                         attempts,
                         "sending mail failed, retrying in {wait:?}: {err}"
                     );
-                    let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    let next = clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
                     store::mark_failed(db, pending.id, attempts, next, &err).await
                 }
             };
@@ -150,7 +154,11 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn start(config: &MailConfig, db: DatabaseConnection) -> anyhow::Result<Mailer> {
+    pub fn start(
+        config: &MailConfig,
+        db: DatabaseConnection,
+        clock: Clock,
+    ) -> anyhow::Result<Mailer> {
         let builder = match config.tls {
             MailTls::None => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.smtp_host)
@@ -175,6 +183,7 @@ impl Mailer {
             .map_err(|e| anyhow::anyhow!("invalid config at `mail.from`: {e}"))?;
         let actor = InviteMailer {
             db,
+            clock,
             transport: builder.build(),
             from,
             poll: Duration::from_secs(config.poll_secs.max(1)),

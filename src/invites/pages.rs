@@ -9,7 +9,7 @@ use crate::auth::Digest;
 use crate::brands;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::vault::{self, Owner};
+use crate::vault::{self, Credentials, IntegrationFields, Owner};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use hmac::{Hmac, KeyInit, Mac};
@@ -52,43 +52,56 @@ fn render(status: StatusCode, template: &str, ctx: minijinja::Value) -> HttpResp
     }
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+pub(super) fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
     render(status, "message.html", context! { title, text })
 }
 
 /// Why a link cannot be used: the page to show instead.
-struct Refusal(StatusCode, &'static str, &'static str);
+pub(super) struct Refusal(
+    pub(super) StatusCode,
+    pub(super) &'static str,
+    pub(super) &'static str,
+);
 
 impl Refusal {
-    fn page(&self) -> HttpResponse {
+    pub(super) fn page(&self) -> HttpResponse {
         message(self.0, self.1, self.2)
     }
 }
 
-const NOT_VALID: Refusal = Refusal(
+pub(super) const NOT_VALID: Refusal = Refusal(
     StatusCode::NOT_FOUND,
     "This link is not valid",
     "Check that you copied the whole link from the email, or ask for a new invite.",
 );
 const GONE: &str = "This link can no longer be used";
 
+pub(super) const BUSY: Refusal = Refusal(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Please try again",
+    "The service is busy; reload this page in a moment.",
+);
+
 /// The invite behind a link, or why it cannot be used.
-async fn usable_invite(state: &AppState, token: &str) -> Result<InviteRecord, Refusal> {
+pub(super) async fn usable_invite(state: &AppState, token: &str) -> Result<InviteRecord, Refusal> {
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NOT_VALID);
     }
-    let invite = match store::find_by_token(&state.db, &Digest::of(token).to_hex()).await {
-        Ok(Some(invite)) => invite,
-        Ok(None) => return Err(NOT_VALID),
+    match store::find_by_token(&state.db, &Digest::of(token).to_hex()).await {
+        Ok(Some(invite)) => still_usable(state, invite),
+        Ok(None) => Err(NOT_VALID),
         Err(err) => {
             tracing::error!("looking up an invite: {err}");
-            return Err(Refusal(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Please try again",
-                "The service is busy; reload this page in a moment.",
-            ));
+            Err(BUSY)
         }
-    };
+    }
+}
+
+/// `invite` if it is pending and unexpired; else why not.
+pub(super) fn still_usable(
+    state: &AppState,
+    invite: InviteRecord,
+) -> Result<InviteRecord, Refusal> {
     match invite.status {
         InviteStatus::Used => Err(Refusal(
             StatusCode::GONE,
@@ -149,6 +162,10 @@ fn form(
             email => invite.email.clone(),
             message => invite.message.clone(),
             fields => provider.credential_fields.clone(),
+            // Safe to leave unescaped: a checked 64-hex token between fixed segments.
+            sign_in_url => provider.oauth.then(|| {
+                minijinja::Value::from_safe_string(format!("/{}/{token}/oauth", invite.kind.as_str()))
+            }),
             signup_url => provider.signup_url.clone(),
             expires_at => invite.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             csrf => csrf_value(state, token),
@@ -157,7 +174,7 @@ fn form(
     )
 }
 
-async fn brand_name(state: &AppState, brand_id: i32) -> String {
+pub(super) async fn brand_name(state: &AppState, brand_id: i32) -> String {
     let name = brands::manage::brand_name(&state.db, brand_id)
         .await
         .ok()
@@ -211,14 +228,25 @@ pub async fn submit(
             Some("This form is out of date; please submit it again."),
         );
     }
-    match store_key(&state, &invite, fields).await {
-        Ok(()) => message(
-            StatusCode::OK,
-            "Thank you, the key is in place",
-            &format!("Your key is now encrypted in {brand}'s vault. You can close this page."),
-        ),
+    let saved = match credentials_from_form(&state, &invite, fields) {
+        Ok((provider, credentials)) => {
+            save_credentials(&state, &invite, provider, credentials).await
+        }
+        Err(problem) => Err(problem),
+    };
+    match saved {
+        Ok(()) => thanks(&brand),
         Err(problem) => form(&state, &token, &invite, &brand, Some(&problem)),
     }
+}
+
+/// The confirmation page once a key is stored.
+pub(super) fn thanks(brand: &str) -> HttpResponse {
+    message(
+        StatusCode::OK,
+        "Thank you, the key is in place",
+        &format!("Your key is now encrypted in {brand}'s vault. You can close this page."),
+    )
 }
 
 /// A cross-origin post (another site submitting this form) is refused; browsers send `Origin`.
@@ -231,18 +259,31 @@ fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
     origin == public || origin == format!("{}://{}", own.scheme(), own.host())
 }
 
-/// Tests the key with the provider, then claims the invite and stores the key. The problem,
-/// in words for the contributor, on failure (never containing the key).
-async fn store_key(
+/// The credential typed into the form, validated against the invite's provider.
+fn credentials_from_form(
     state: &AppState,
     invite: &InviteRecord,
     fields: HashMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(String, Credentials), String> {
     let body = serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k, v.into())).collect());
+    vault::parse_credentials(
+        &state.catalog.load(),
+        Some(&invite.provider_name),
+        Some(&body),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Tests the credential with the provider, then claims the invite and stores the credential (a
+/// new key, or the repaired one of a re-auth link). The problem, in words for the contributor,
+/// on failure (never containing the credential).
+pub(super) async fn save_credentials(
+    state: &AppState,
+    invite: &InviteRecord,
+    provider_id: String,
+    credentials: Credentials,
+) -> Result<(), String> {
     let catalog = state.catalog.load_full();
-    let (provider_id, credentials) =
-        vault::parse_credentials(&catalog, Some(&invite.provider_name), Some(&body))
-            .map_err(|e| e.to_string())?;
     let provider = catalog
         .provider(&provider_id)
         .ok_or("The provider is no longer offered.")?;
@@ -266,9 +307,15 @@ async fn store_key(
     {
         return Err("This invite has just been used.".into());
     }
+    let owner = Owner::Brand(invite.brand_id);
     let stored = match (invite.kind, invite.integration_id) {
-        (InviteKind::Reauth, Some(id)) => replace_key(state, invite, id, &body).await,
-        _ => add_key(state, invite, provider_id, body).await,
+        (InviteKind::Reauth, Some(id)) => replace_key(state, owner, id, credentials).await,
+        _ => {
+            let label = IntegrationFields::labelled(format!("Contributed by {}", invite.email));
+            vault::create_key_with(&state.vault, owner, provider_id, credentials, label)
+                .await
+                .map(|record| record.id)
+        }
     };
     match stored {
         Ok(integration_id) => {
@@ -292,46 +339,14 @@ async fn store_key(
     }
 }
 
-/// A new key in the inviter's vault, labelled with its contributor.
-async fn add_key(
-    state: &AppState,
-    invite: &InviteRecord,
-    provider: String,
-    credentials: serde_json::Value,
-) -> Result<i32, ApiError> {
-    let fields = serde_json::json!({
-        "provider_name": provider,
-        "credentials": credentials,
-        "key_label": format!("Contributed by {}", invite.email),
-    });
-    let fields = serde_json::from_value(fields).map_err(ApiError::internal)?;
-    let catalog = state.catalog.load();
-    Ok(vault::create_key(
-        &state.vault,
-        &catalog,
-        Owner::Brand(invite.brand_id),
-        fields,
-    )
-    .await?
-    .id)
-}
-
 /// The same key with a new credential, healthy and back in rotation at once.
 async fn replace_key(
     state: &AppState,
-    invite: &InviteRecord,
+    owner: Owner,
     id: i32,
-    credentials: &serde_json::Value,
+    credentials: Credentials,
 ) -> Result<i32, ApiError> {
-    let catalog = state.catalog.load();
-    let record = vault::replace_credentials(
-        &state.vault,
-        &catalog,
-        Owner::Brand(invite.brand_id),
-        id,
-        credentials,
-    )
-    .await?;
+    let record = vault::replace_credentials(&state.vault, owner, id, credentials).await?;
     state.health.reset(&record.provider, record.id).await;
     Ok(record.id)
 }

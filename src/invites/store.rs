@@ -1,7 +1,7 @@
 //! Invite and outbox rows. The only file of this concern that touches `entity`.
 
 use chrono::{DateTime, Utc};
-use entity::{invite, outbox};
+use entity::{invite, oauth_flow, outbox};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -42,7 +42,8 @@ pub enum InviteKind {
 }
 
 impl InviteKind {
-    fn as_str(self) -> &'static str {
+    /// The stored kind, which is also the first segment of the link's path (`/invite/<token>`).
+    pub fn as_str(self) -> &'static str {
         match self {
             InviteKind::NewKey => "invite",
             InviteKind::Reauth => "reauth",
@@ -316,4 +317,62 @@ pub async fn contributor_of(
         .one(db)
         .await?;
     Ok(row.map(|r| r.email))
+}
+
+pub async fn find_invite(db: &DatabaseConnection, id: i32) -> Result<Option<InviteRecord>, DbErr> {
+    let row = invite::Entity::find_by_id(id).one(db).await?;
+    Ok(row.map(InviteRecord::from))
+}
+
+/// An OAuth sign-in in progress, as its callback finds it.
+pub struct OAuthFlow {
+    pub invite_id: i32,
+    pub code_verifier: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Records a sign-in's PKCE verifier under the SHA-256 of its `state`, and forgets flows that
+/// expired unused (abandoned sign-ins), so the table stays small.
+pub async fn insert_flow(
+    db: &DatabaseConnection,
+    state_hash: String,
+    flow: OAuthFlow,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    oauth_flow::Entity::delete_many()
+        .filter(oauth_flow::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?;
+    oauth_flow::ActiveModel {
+        state_hash: Set(state_hash),
+        invite_id: Set(flow.invite_id),
+        code_verifier: Set(flow.code_verifier),
+        expires_at: Set(flow.expires_at),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// Takes the flow of `state_hash` out of the table: each `state` is used once, even by two
+/// callbacks racing. `None` when unknown or already taken.
+pub async fn take_flow(
+    db: &DatabaseConnection,
+    state_hash: &str,
+) -> Result<Option<OAuthFlow>, DbErr> {
+    let Some(row) = oauth_flow::Entity::find()
+        .filter(oauth_flow::Column::StateHash.eq(state_hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let deleted = oauth_flow::Entity::delete_by_id(row.id).exec(db).await?;
+    Ok((deleted.rows_affected == 1).then_some(OAuthFlow {
+        invite_id: row.invite_id,
+        code_verifier: row.code_verifier,
+        expires_at: row.expires_at,
+    }))
 }

@@ -25,9 +25,7 @@ impl Endpoint {
                 format!("stored credential has no `{field}`"),
             )
         };
-        let api_key = credentials
-            .get("api_key")
-            .ok_or_else(|| missing("api_key"))?;
+        let api_key = credentials.bearer().ok_or_else(|| missing("api_key"))?;
         let mut base_url = provider.base_url.clone();
         if base_url.contains("{account_id}") {
             let account = credentials

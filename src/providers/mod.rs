@@ -7,6 +7,7 @@
 
 mod endpoint;
 mod error;
+pub mod oauth;
 pub mod sse;
 
 pub use endpoint::Endpoint;

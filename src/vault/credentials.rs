@@ -1,9 +1,22 @@
 //! `Credentials`: a provider credential's fields (api_key, account_id, …), validated against the
 //! provider's catalog entry, held as secrets, shown only as masked previews.
+//!
+//! A credential obtained by OAuth sign-in holds `refresh_token`, `access_token` and
+//! `access_expires_at` (unix seconds) instead of an `api_key`. The access token and its expiry
+//! change at every refresh, so they are left out of the preview and the fingerprint: the
+//! refresh token is what identifies such a key.
 
 use crate::catalog::Provider;
 use crate::secret::Secret;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+
+const API_KEY: &str = "api_key";
+const REFRESH_TOKEN: &str = "refresh_token";
+const ACCESS_TOKEN: &str = "access_token";
+const ACCESS_EXPIRES_AT: &str = "access_expires_at";
+/// Fields that change at every refresh: neither shown nor fingerprinted.
+const EPHEMERAL: [&str; 2] = [ACCESS_TOKEN, ACCESS_EXPIRES_AT];
 
 #[derive(Clone, Default)]
 pub struct Credentials(BTreeMap<String, Secret>);
@@ -54,15 +67,60 @@ impl Credentials {
         Ok(Credentials(fields))
     }
 
+    /// An OAuth credential. `expires_at: None` is an access token that does not expire.
+    pub fn oauth(
+        refresh_token: Secret,
+        access_token: Secret,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Credentials {
+        let mut fields = BTreeMap::from([
+            (REFRESH_TOKEN.to_owned(), refresh_token),
+            (ACCESS_TOKEN.to_owned(), access_token),
+        ]);
+        if let Some(at) = expires_at {
+            fields.insert(
+                ACCESS_EXPIRES_AT.to_owned(),
+                Secret::new(at.timestamp().to_string()),
+            );
+        }
+        Credentials(fields)
+    }
+
     pub fn get(&self, field: &str) -> Option<&str> {
         self.0.get(field).map(Secret::expose)
     }
 
-    /// The JSON form that is encrypted and fingerprinted (fields in sorted order).
+    /// The token upstream calls carry: the OAuth access token, else the API key.
+    pub fn bearer(&self) -> Option<&str> {
+        self.get(ACCESS_TOKEN).or_else(|| self.get(API_KEY))
+    }
+
+    /// The OAuth refresh token; `None` for a pasted key.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.get(REFRESH_TOKEN)
+    }
+
+    /// When the OAuth access token expires; `None` when it does not (or for a pasted key).
+    pub fn access_expires_at(&self) -> Option<DateTime<Utc>> {
+        let seconds = self.get(ACCESS_EXPIRES_AT)?.parse().ok()?;
+        DateTime::from_timestamp(seconds, 0)
+    }
+
+    /// The JSON form that is encrypted (fields in sorted order).
     pub fn to_json(&self) -> Secret {
+        self.json_of(|_| true)
+    }
+
+    /// The JSON of the fields that identify the key, for its fingerprint.
+    pub fn identity_json(&self) -> Secret {
+        self.json_of(|field| !EPHEMERAL.contains(&field))
+    }
+
+    fn json_of(&self, keep: impl Fn(&str) -> bool) -> Secret {
         let map: serde_json::Map<String, serde_json::Value> = self
             .0
             .iter()
+            .filter(|(k, _)| keep(k))
             .map(|(k, v)| (k.clone(), v.expose().into()))
             .collect();
         Secret::new(serde_json::Value::Object(map).to_string())
@@ -80,6 +138,7 @@ impl Credentials {
     pub fn preview(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
+            .filter(|(k, _)| !EPHEMERAL.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), mask(v.expose())))
             .collect()
     }
@@ -147,6 +206,41 @@ mod tests {
                     .expect("ok")
             ),
             "[\"api_key\"]"
+        );
+    }
+
+    #[test]
+    fn an_oauth_credential_shows_and_identifies_itself_by_its_refresh_token() {
+        let expires = DateTime::from_timestamp(1_900_000_000, 0).expect("time");
+        let oauth = |access: &str| {
+            Credentials::oauth(
+                Secret::new("refresh-token-0001"),
+                Secret::new(access),
+                Some(expires),
+            )
+        };
+        let first = oauth("access-token-aaaa");
+        assert_eq!(first.bearer(), Some("access-token-aaaa"));
+        assert_eq!(first.refresh_token(), Some("refresh-token-0001"));
+        assert_eq!(first.access_expires_at(), Some(expires));
+        assert_eq!(
+            first.preview(),
+            BTreeMap::from([("refresh_token".to_owned(), "refr...001".to_owned())])
+        );
+        let refreshed = oauth("access-token-bbbb");
+        assert_eq!(
+            first.identity_json().expose(),
+            refreshed.identity_json().expose()
+        );
+        assert_ne!(first.to_json().expose(), refreshed.to_json().expose());
+        let round_trip = Credentials::from_json(&first.to_json()).expect("json");
+        assert_eq!(round_trip.access_expires_at(), Some(expires));
+
+        let pasted =
+            Credentials::from_request(&provider("groq"), &json!({"api_key": "gsk_x"})).expect("ok");
+        assert_eq!(
+            (pasted.bearer(), pasted.refresh_token()),
+            (Some("gsk_x"), None)
         );
     }
 }

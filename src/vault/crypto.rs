@@ -82,7 +82,7 @@ fn fingerprint_with(key: &[u8; 32], provider: &str, credentials: &Credentials) -
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
     mac.update(provider.as_bytes());
     mac.update(b"\0");
-    mac.update(credentials.to_json().expose().as_bytes());
+    mac.update(credentials.identity_json().expose().as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 

@@ -1,7 +1,9 @@
 //! `Vault`: what the rest of the app uses. Reads the snapshot; writes go through the actor.
 
-use super::actor::{Remove, Upsert, VaultActor};
+use super::actor::{Remove, SetCredentials, UpdateRecord, Upsert, VaultActor};
+use super::credentials::Credentials;
 use super::crypto::VaultCipher;
+use super::key::KeyRecord;
 use super::key::VaultKey;
 use super::snapshot::VaultSnapshot;
 use super::store;
@@ -108,11 +110,7 @@ impl Vault {
         match store::update_settings(&self.db, &record).await {
             Ok(stored) => {
                 tracing::warn!(integration_id = id, provider = %record.provider, "key disabled after repeated authentication failures");
-                self.upsert(VaultKey {
-                    record: stored.record,
-                    credentials: key.credentials.clone(),
-                })
-                .await;
+                self.update_record(stored.record, None).await;
                 if let Some(disabled) = &self.disabled {
                     let _ = disabled.send(id);
                 }
@@ -125,6 +123,31 @@ impl Vault {
     pub async fn upsert(&self, key: VaultKey) {
         if self.actor.send(Upsert(key)).await.is_err() {
             tracing::error!("vault actor is gone; key change not published");
+        }
+    }
+
+    /// Publishes a key's written settings, keeping the credential the vault holds (`fallback`
+    /// for a key it does not hold yet); returns once routing can see them.
+    pub async fn update_record(&self, record: KeyRecord, fallback: Option<Credentials>) {
+        if self
+            .actor
+            .send(UpdateRecord { record, fallback })
+            .await
+            .is_err()
+        {
+            tracing::error!("vault actor is gone; key change not published");
+        }
+    }
+
+    /// Publishes a key's written new credential (an OAuth refresh), keeping its settings.
+    pub async fn set_credentials(&self, id: i32, credentials: Credentials) {
+        if self
+            .actor
+            .send(SetCredentials { id, credentials })
+            .await
+            .is_err()
+        {
+            tracing::error!("vault actor is gone; refreshed credential not published");
         }
     }
 

@@ -32,6 +32,14 @@ pub struct IntegrationFields {
 }
 
 impl IntegrationFields {
+    /// Settings that only name the key.
+    pub fn labelled(label: String) -> Self {
+        IntegrationFields {
+            key_label: Some(Some(label)),
+            ..Default::default()
+        }
+    }
+
     /// Applies the editable fields to `r`, validating each.
     fn apply(self, r: &mut KeyRecord) -> Result<(), ApiError> {
         if let Some(label) = self.key_label {
@@ -120,19 +128,37 @@ fn no_vault_key() -> ApiError {
     )
 }
 
-/// Stores a new key for `owner`; 409 `duplicate_key` when the same credential is already there.
+/// Stores a new key for `owner` from a request; 409 `duplicate_key` when the same credential is
+/// already there.
 pub async fn create_key(
     vault: &Vault,
     catalog: &Catalog,
     owner: Owner,
     fields: IntegrationFields,
 ) -> Result<KeyRecord, ApiError> {
-    let cipher = vault.cipher().ok_or_else(no_vault_key)?;
     let (provider, credentials) = parse_credentials(
         catalog,
         fields.provider_name.as_deref(),
         fields.credentials.as_ref(),
     )?;
+    let settings = IntegrationFields {
+        provider_name: None,
+        credentials: None,
+        ..fields
+    };
+    create_key_with(vault, owner, provider, credentials, settings).await
+}
+
+/// Stores a new key for `owner` with an already validated credential (pasted through an invite,
+/// or granted by OAuth sign-in) and the editable `settings`.
+pub async fn create_key_with(
+    vault: &Vault,
+    owner: Owner,
+    provider: String,
+    credentials: Credentials,
+    settings: IntegrationFields,
+) -> Result<KeyRecord, ApiError> {
+    let cipher = vault.cipher().ok_or_else(no_vault_key)?;
     let now = Utc::now();
     let mut record = KeyRecord {
         id: 0,
@@ -155,12 +181,7 @@ pub async fn create_key(
         created_at: now,
         updated_at: now,
     };
-    IntegrationFields {
-        provider_name: None,
-        credentials: None,
-        ..fields
-    }
-    .apply(&mut record)?;
+    settings.apply(&mut record)?;
     let fingerprints = cipher.all_fingerprints(&provider, &credentials);
     if store::has_fingerprint(vault.db(), owner, &provider, &fingerprints).await? {
         return Err(ApiError::new(
@@ -184,26 +205,23 @@ pub async fn create_key(
     Ok(stored.record)
 }
 
-/// Re-authentication: a new credential for key `id`, in place (same id, label, sharing, limits
-/// and history), back in rotation. The caller resets its health.
+/// Re-authentication: a new, already validated credential for key `id`, in place (same id,
+/// label, sharing, limits and history), back in rotation. The caller resets its health.
 pub async fn replace_credentials(
     vault: &Vault,
-    catalog: &Catalog,
     owner: Owner,
     id: i32,
-    credentials: &serde_json::Value,
+    credentials: Credentials,
 ) -> Result<KeyRecord, ApiError> {
     let cipher = vault.cipher().ok_or_else(no_vault_key)?;
     let stored = store::find_key(vault.db(), owner, id)
         .await?
         .ok_or_else(not_found)?;
-    let (provider, credentials) =
-        parse_credentials(catalog, Some(&stored.record.provider), Some(credentials))?;
     let mut record = stored.record;
     record.key_preview = credentials.preview();
     record.is_active = true;
     record.disabled_reason = None;
-    let fingerprint = cipher.fingerprint(&provider, &credentials);
+    let fingerprint = cipher.fingerprint(&record.provider, &credentials);
     store::replace_secret(
         vault.db(),
         id,
@@ -220,6 +238,29 @@ pub async fn replace_credentials(
         })
         .await;
     Ok(stored.record)
+}
+
+/// An OAuth refresh: writes key `id`'s new tokens (encrypted) and puts them into rotation,
+/// leaving every setting as it is.
+pub async fn store_refreshed(
+    vault: &Vault,
+    id: i32,
+    provider: &str,
+    credentials: Credentials,
+) -> anyhow::Result<()> {
+    let cipher = vault
+        .cipher()
+        .ok_or_else(|| anyhow::anyhow!("no vault key is configured"))?;
+    store::replace_secret(
+        vault.db(),
+        id,
+        cipher.encrypt(&credentials),
+        cipher.fingerprint(provider, &credentials),
+        Some(&credentials.preview()),
+    )
+    .await?;
+    vault.set_credentials(id, credentials).await;
+    Ok(())
 }
 
 /// Applies a PATCH; provider and credentials are immutable.
@@ -242,20 +283,17 @@ pub async fn update_key(
     let was_active = record.is_active;
     fields.apply(&mut record)?;
     let stored = store::update_settings(vault.db(), &record).await?;
-    let credentials = match vault.snapshot().get(id) {
-        Some(key) => key.credentials.clone(),
-        None => vault
-            .cipher()
-            .ok_or_else(no_vault_key)?
-            .decrypt(&stored.credentials_enc)
-            .map_err(ApiError::internal)?,
+    let fallback = match vault.snapshot().get(id) {
+        Some(_) => None,
+        None => Some(
+            vault
+                .cipher()
+                .ok_or_else(no_vault_key)?
+                .decrypt(&stored.credentials_enc)
+                .map_err(ApiError::internal)?,
+        ),
     };
-    vault
-        .upsert(VaultKey {
-            record: stored.record.clone(),
-            credentials,
-        })
-        .await;
+    vault.update_record(stored.record.clone(), fallback).await;
     Ok((stored.record, !was_active && record.is_active))
 }
 

@@ -3,7 +3,8 @@
 //! Owns the `integrations` rows (brand keys and operator pool keys), their encryption and keyed
 //! HMAC fingerprints (duplicate detection), masked previews, the `VaultActor` that publishes the
 //! decrypted key set as a snapshot, and the `/api/v1/integrations` and `/api/v1/admin/pool-keys`
-//! endpoints. Does not decide which key serves a request (`routing/`) nor track health (`health/`).
+//! endpoints, and the refresh of OAuth keys' access tokens before they expire. Does not decide
+//! which key serves a request (`routing/`) nor track health (`health/`).
 //!
 //! Invariants: no credential ever leaves this module except to the provider call that uses it;
 //! responses carry only `key_preview`; a foreign integration id answers exactly like a missing one.
@@ -15,6 +16,7 @@ mod crypto;
 mod handle;
 mod key;
 mod manage;
+mod refresh;
 mod rotate;
 mod snapshot;
 mod store;
@@ -25,7 +27,9 @@ pub use crypto::VaultCipher;
 pub use handle::Vault;
 pub use key::{KeyRecord, Owner, VaultKey};
 pub use manage::{
-    IntegrationFields, create_key, parse_credentials, replace_credentials, unknown_provider,
+    IntegrationFields, create_key, create_key_with, parse_credentials, replace_credentials,
+    unknown_provider,
 };
+pub use refresh::OAuthRefresher;
 pub use rotate::reencrypt_all;
 pub use snapshot::{Tier, VaultSnapshot};

@@ -55,6 +55,11 @@ impl VaultSnapshot {
             })
     }
 
+    /// Every key, whatever its provider, owner or state.
+    pub fn all_keys(&self) -> impl Iterator<Item = &Arc<VaultKey>> {
+        self.by_id.values()
+    }
+
     /// Every key of `provider`, whatever its owner or state.
     pub fn all_of(&self, provider: &str) -> impl Iterator<Item = &Arc<VaultKey>> {
         self.by_provider.get(provider).into_iter().flatten()

@@ -124,6 +124,7 @@ pub async fn spawn_app_on(db: TestDb, customise: impl FnOnce(&mut Config)) -> Te
             provider.id.clone(),
             spidergate::config::ProviderOverride {
                 base_url: Some(base_url),
+                oauth: None,
             },
         );
     }

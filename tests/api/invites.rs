@@ -9,21 +9,30 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn app_mailing_to(port: u16) -> TestApp {
+    app_mailing_to_with(port, |_| {}).await
+}
+
+/// An app whose mail goes to the sink on `port`, with links under `http://gateway.test`.
+pub async fn app_mailing_to_with(
+    port: u16,
+    customise: impl FnOnce(&mut spidergate::config::Config),
+) -> TestApp {
     spawn_app_with(move |config| {
         config.mail.smtp_port = port;
         config.mail.poll_secs = 1;
         config.mail.retry_max_secs = 1;
         config.server.public_url = "http://gateway.test".into();
+        customise(config);
     })
     .await
 }
 
 /// The 64-hex token of the invite link in an email.
-fn token_in(email: &str) -> String {
+pub fn token_in(email: &str) -> String {
     link_token(email, "http://gateway.test/invite/")
 }
 
-fn link_token(email: &str, prefix: &str) -> String {
+pub fn link_token(email: &str, prefix: &str) -> String {
     let at = email
         .find(prefix)
         .unwrap_or_else(|| panic!("{prefix} link in {email}"))
@@ -31,7 +40,7 @@ fn link_token(email: &str, prefix: &str) -> String {
     email[at..at + 64].to_owned()
 }
 
-async fn page(app: &TestApp, token: &str) -> (StatusCode, String) {
+pub async fn page(app: &TestApp, token: &str) -> (StatusCode, String) {
     let response = app
         .client
         .get(format!("{}/invite/{token}", app.address))
@@ -58,7 +67,7 @@ async fn submit(app: &TestApp, token: &str, fields: &[(&str, &str)]) -> (StatusC
     (response.status(), response.text().await.expect("html"))
 }
 
-async fn invite(app: &TestApp, credential: &str, provider: &str) -> serde_json::Value {
+pub async fn invite(app: &TestApp, credential: &str, provider: &str) -> serde_json::Value {
     let body = json!({ "email": "owner@example.test", "provider_name": provider, "message": "Please <b>add</b> yours" });
     let reply = app.post("/api/v1/invites", Some(credential), body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);

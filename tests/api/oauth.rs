@@ -1,0 +1,375 @@
+//! OAuth sign-in from an emailed link against a fake authorization server: the code flow with
+//! PKCE, the key in the vault, refreshes before expiry, and a refused refresh that disables the
+//! key and emails a re-auth link whose sign-in repairs the same key in place.
+
+use crate::fake_oauth::FakeOAuth;
+use crate::helpers::TestApp;
+use crate::invites::{app_mailing_to_with, invite, link_token, page, token_in};
+use crate::smtp_sink::SmtpSink;
+use reqwest::StatusCode;
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PUBLIC_URL: &str = "http://gateway.test";
+
+/// Groq keys come from OAuth sign-in at `oauth`; the vault looks for due tokens every second.
+async fn app_with_oauth(sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
+    let client = oauth.client();
+    app_mailing_to_with(sink.port, move |config| {
+        config.providers.entry("groq".into()).or_default().oauth = Some(client);
+        config.oauth.refresh_check_secs = 1;
+        config.oauth.refresh_before_secs = 300;
+    })
+    .await
+}
+
+/// A client that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+/// `{path}/oauth` → the provider's authorize URL (asserted to carry the flow) → the provider's
+/// redirect back, as a URL on the test's gateway.
+async fn authorize(app: &TestApp, path: &str) -> String {
+    let started = browser()
+        .get(format!("{}{path}/oauth", app.address))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let authorize_url = location(&started);
+    assert!(
+        authorize_url.starts_with(
+            &app.state.config.providers["groq"]
+                .oauth
+                .as_ref()
+                .expect("oauth")
+                .authorize_url
+        ),
+        "{authorize_url}"
+    );
+    let back = browser()
+        .get(&authorize_url)
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(
+        back.status(),
+        StatusCode::FOUND,
+        "the fake accepted the request"
+    );
+    let callback = location(&back);
+    assert!(
+        callback.starts_with(&format!("{PUBLIC_URL}/oauth/callback?")),
+        "{callback}"
+    );
+    callback.replacen(PUBLIC_URL, &app.address, 1)
+}
+
+async fn get_page(url: &str) -> (StatusCode, String) {
+    let response = browser().get(url).send().await.expect("page");
+    (response.status(), response.text().await.expect("html"))
+}
+
+async fn integrations(app: &TestApp, credential: &str) -> Value {
+    app.get("/api/v1/integrations", Some(credential)).await.body
+}
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
+async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Invites the owner of a Groq key and signs in from the emailed link → (brand credential,
+/// the invite's token).
+async fn contribute_by_sign_in(app: &TestApp, sink: &SmtpSink) -> (String, String) {
+    let (_, credential) = app.create_brand("Acme").await;
+    invite(app, &credential, "groq").await;
+    let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
+    let (status, done) = get_page(&authorize(app, &format!("/invite/{token}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done.contains("Thank you"), "{done}");
+    (credential, token)
+}
+
+#[actix_web::test]
+async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fresh() {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let app = app_with_oauth(&sink, &oauth).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    invite(&app, &credential, "groq").await;
+    let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
+
+    let (status, html) = page(&app, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Sign in with Groq")
+            && html.contains(&format!("href=\"/invite/{token}/oauth\"")),
+        "{html}"
+    );
+    let providers = app.get("/api/gate/v1/providers", None).await.body;
+    let groq = providers["data"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|p| p["id"] == "groq")
+        .cloned();
+    assert_eq!(groq.expect("groq")["auth"], "oauth");
+
+    // What the gateway asked of the authorization server.
+    let callback = authorize(&app, &format!("/invite/{token}")).await;
+    let asked = oauth
+        .authorize_queries()
+        .pop()
+        .expect("an authorize request");
+    assert_eq!(
+        asked["redirect_uri"],
+        format!("{PUBLIC_URL}/oauth/callback")
+    );
+    assert_eq!(asked["scope"], "models.read offline_access");
+
+    // A refusal at the provider, a tampered state, and a sign-in that took too long store nothing.
+    let state = asked["state"].clone();
+    let (status, denied) = get_page(&format!(
+        "{}/oauth/callback?error=access_denied&state={state}",
+        app.address
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(denied.contains("access_denied"), "{denied}");
+    let mut tampered = state.clone();
+    tampered.replace_range(0..1, if state.starts_with('a') { "b" } else { "a" });
+    let (status, _) = get_page(&callback.replace(&state, &tampered)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get_page(&callback).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused flow's state was used up"
+    );
+
+    let slow = authorize(&app, &format!("/invite/{token}")).await;
+    app.state.clock.advance(chrono::Duration::minutes(11));
+    let (status, late) = get_page(&slow).await;
+    assert_eq!(status, StatusCode::GONE, "{late}");
+    assert_eq!(integrations(&app, &credential).await["total"], 0);
+    assert_eq!(
+        oauth.calls().len(),
+        0,
+        "no code was exchanged for a refused, tampered or late callback"
+    );
+
+    // The real sign-in: the code is exchanged with its verifier, the key tested and stored.
+    let callback = authorize(&app, &format!("/invite/{token}")).await;
+    let (status, done) = get_page(&callback).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(
+        done.contains("Thank you") && !done.contains("oauth-"),
+        "{done}"
+    );
+    let calls = oauth.calls();
+    assert_eq!(
+        (calls.len(), calls[0].grant_type.as_str(), calls[0].granted),
+        (1, "authorization_code", true),
+        "PKCE verifier and client credentials accepted"
+    );
+    assert!(
+        app.fake
+            .requests()
+            .iter()
+            .any(|r| r.path == "/groq/v1/models" && r.api_key == "oauth-access-0001"),
+        "the granted token was tested first"
+    );
+    let (status, _) = get_page(&callback).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a callback works once");
+
+    let keys = integrations(&app, &credential).await;
+    assert_eq!(keys["total"], 1, "{keys}");
+    let key = &keys["integrations"][0];
+    assert_eq!(key["key_preview"], json!({ "refresh_token": "oaut...001" }));
+    assert_eq!(key["key_label"], "Contributed by owner@example.test");
+    assert!(
+        !keys.to_string().contains("oauth-access")
+            && !keys.to_string().contains("oauth-refresh-0001")
+    );
+    let invites = app.get("/api/v1/invites", Some(&credential)).await.body;
+    assert_eq!(invites["data"][0]["status"], "used");
+    assert_eq!(invites["data"][0]["integration_id"], key["id"]);
+
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    assert_eq!(
+        app.chat(&agent, "groq/llama-3.1-8b-instant").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.fake.requests().last().expect("call").api_key,
+        "oauth-access-0001"
+    );
+
+    // An hour on, the token is within its refresh margin: the vault refreshes it by itself.
+    app.state.clock.advance(chrono::Duration::minutes(58));
+    eventually("a refresh", Duration::from_secs(10), async || {
+        oauth.refresh_calls() == 1
+    })
+    .await;
+    eventually(
+        "the refreshed token in use",
+        Duration::from_secs(5),
+        async || {
+            app.chat(&agent, "groq/llama-3.1-8b-instant").await;
+            app.fake.requests().last().expect("call").api_key == "oauth-access-0002"
+        },
+    )
+    .await;
+    let key = &integrations(&app, &credential).await["integrations"][0];
+    assert_eq!(
+        key["key_preview"],
+        json!({ "refresh_token": "oaut...002" }),
+        "the rotated refresh token was stored"
+    );
+    assert_eq!(
+        oauth.refresh_calls(),
+        1,
+        "no refresh before the new token is due"
+    );
+}
+
+#[actix_web::test]
+async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in_place() {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let app = app_with_oauth(&sink, &oauth).await;
+    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let id = integrations(&app, &credential).await["integrations"][0]["id"].clone();
+
+    oauth.refuse_refresh(true);
+    app.state.clock.advance(chrono::Duration::minutes(58));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    eprintln!(
+        "DEBUG calls {:?} keys {}",
+        oauth.calls(),
+        integrations(&app, &credential).await
+    );
+    let email = sink.wait_for(2, Duration::from_secs(15)).await;
+    assert!(
+        email.contains("To: owner@example.test") && email.contains("stopped working"),
+        "{email}"
+    );
+    let refused = oauth.refresh_calls();
+    assert_eq!(refused, 3, "three refused refreshes disable the key");
+    let key = integrations(&app, &credential).await["integrations"][0].clone();
+    assert_eq!(
+        (key["is_active"].as_bool(), key["disabled_reason"].as_str()),
+        (Some(false), Some("auth_failed"))
+    );
+    assert!(
+        key["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid_grant"),
+        "{key}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        oauth.refresh_calls(),
+        refused,
+        "a disabled key is not refreshed"
+    );
+
+    // The re-auth page offers the sign-in too; it repairs the same key.
+    let reauth = link_token(&email, &format!("{PUBLIC_URL}/reauth/"));
+    let (status, html) = get_page(&format!("{}/reauth/{reauth}", app.address)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("href=\"/reauth/{reauth}/oauth\"")),
+        "{html}"
+    );
+    oauth.refuse_refresh(false);
+    let (status, done) = get_page(&authorize(&app, &format!("/reauth/{reauth}")).await).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+
+    let keys = integrations(&app, &credential).await;
+    assert_eq!(keys["total"], 1, "repaired in place, not added");
+    let key = &keys["integrations"][0];
+    assert_eq!(key["id"], id);
+    assert_eq!(
+        (
+            key["is_active"].as_bool(),
+            key["health_status"].as_str(),
+            key["key_label"].as_str()
+        ),
+        (
+            Some(true),
+            Some("healthy"),
+            Some("Contributed by owner@example.test")
+        )
+    );
+    assert_eq!(key["key_preview"], json!({ "refresh_token": "oaut...002" }));
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    let served = app.chat(&agent, "groq/llama-3.1-8b-instant").await;
+    assert_eq!(
+        served.status,
+        StatusCode::OK,
+        "back in rotation without a restart: {}",
+        served.body
+    );
+    assert_eq!(
+        app.fake.requests().last().expect("call").api_key,
+        "oauth-access-0002"
+    );
+}
+
+#[actix_web::test]
+async fn tokens_are_encrypted_at_rest_and_sign_in_is_refused_for_pasted_key_providers() {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let app = app_with_oauth(&sink, &oauth).await;
+    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let rows = entity::integration::Entity::find()
+        .all(&app.state.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(
+        !rows[0].credentials_enc.contains("oauth-") && !rows[0].credentials_enc.is_empty(),
+        "tokens are Fernet-encrypted"
+    );
+
+    invite(&app, &credential, "mistral").await;
+    let token = token_in(&sink.wait_for(2, Duration::from_secs(10)).await);
+    let (_, html) = page(&app, &token).await;
+    assert!(!html.contains("Sign in with"), "{html}");
+    let (status, _) = get_page(&format!("{}/invite/{token}/oauth", app.address)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        page(&app, &token).await.0,
+        StatusCode::OK,
+        "the invite is still usable"
+    );
+}
