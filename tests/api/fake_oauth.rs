@@ -1,7 +1,8 @@
 //! A fake OAuth 2.0 authorization server on loopback, strict where a real one is: `/authorize`
 //! remembers the PKCE challenge and redirects back with a one-time code; `/token` checks the
 //! client's Basic credentials, the code, the redirect URI and the S256 verifier, and grants
-//! refresh tokens that rotate on use. Refresh grants can be switched to `invalid_grant`.
+//! refresh tokens that rotate on use. Refresh grants can be switched to `invalid_grant`, whose
+//! description echoes the refresh token it was sent, as careless servers do.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -35,6 +36,8 @@ struct Server {
     live_refresh_tokens: HashSet<String>,
     refuse_refresh: bool,
     calls: Vec<TokenCall>,
+    /// Every code and token handed out, for leak checks.
+    issued: Vec<String>,
     authorize_queries: Vec<HashMap<String, String>>,
 }
 
@@ -92,6 +95,11 @@ impl FakeOAuth {
             .count()
     }
 
+    /// Every code and token this server handed out.
+    pub fn issued(&self) -> Vec<String> {
+        self.server.lock().expect("server").issued.clone()
+    }
+
     pub fn authorize_queries(&self) -> Vec<HashMap<String, String>> {
         self.server
             .lock()
@@ -101,9 +109,9 @@ impl FakeOAuth {
     }
 }
 
-fn oauth_error(status: u16, error: &str) -> HttpResponse {
+fn oauth_error((status, error, description): Refusal) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status"))
-        .json(json!({ "error": error, "error_description": format!("fake server: {error}") }))
+        .json(json!({ "error": error, "error_description": description }))
 }
 
 async fn authorize(
@@ -120,10 +128,11 @@ async fn authorize(
         || get("code_challenge").len() != 43
         || get("state").is_empty()
     {
-        return oauth_error(400, "invalid_request");
+        return oauth_error((400, "invalid_request", "bad authorize request".into()));
     }
     server.codes_issued += 1;
     let code = format!("code-{:04}", server.codes_issued);
+    server.issued.push(code.clone());
     server.codes.insert(
         code.clone(),
         IssuedCode {
@@ -155,12 +164,12 @@ async fn token(
         .get("authorization")
         .is_some_and(|v| v.as_bytes() == expected_auth.as_bytes());
     let verdict = if !authorised {
-        Err((401, "invalid_client"))
+        Err((401, "invalid_client", "unknown client".into()))
     } else {
         match grant_type.as_str() {
             "authorization_code" => check_code(&mut server, &get),
             "refresh_token" => check_refresh(&mut server, &get("refresh_token")),
-            _ => Err((400, "unsupported_grant_type")),
+            _ => Err((400, "unsupported_grant_type", grant_type.clone())),
         }
     };
     server.calls.push(TokenCall {
@@ -169,28 +178,30 @@ async fn token(
     });
     match verdict {
         Ok(()) => grant(&mut server),
-        Err((status, error)) => oauth_error(status, error),
+        Err(refusal) => oauth_error(refusal),
     }
 }
 
-/// A refusal: the HTTP status and the OAuth `error` code.
-type Refusal = (u16, &'static str);
+/// A refusal: the HTTP status, the OAuth `error` code and its description.
+type Refusal = (u16, &'static str, String);
 
 fn check_code(server: &mut Server, get: &dyn Fn(&str) -> String) -> Result<(), Refusal> {
-    let issued = server
-        .codes
-        .remove(&get("code"))
-        .ok_or((400, "invalid_grant"))?;
+    let issued =
+        server
+            .codes
+            .remove(&get("code"))
+            .ok_or((400, "invalid_grant", "unknown code".into()))?;
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(get("code_verifier").as_bytes()));
     if challenge != issued.challenge || get("redirect_uri") != issued.redirect_uri {
-        return Err((400, "invalid_grant"));
+        return Err((400, "invalid_grant", "PKCE verification failed".into()));
     }
     Ok(())
 }
 
 fn check_refresh(server: &mut Server, refresh_token: &str) -> Result<(), Refusal> {
     if server.refuse_refresh || !server.live_refresh_tokens.remove(refresh_token) {
-        return Err((400, "invalid_grant"));
+        let description = format!("refresh token {refresh_token} was revoked");
+        return Err((400, "invalid_grant", description));
     }
     Ok(())
 }
@@ -199,10 +210,16 @@ fn check_refresh(server: &mut Server, refresh_token: &str) -> Result<(), Refusal
 fn grant(server: &mut Server) -> HttpResponse {
     server.tokens_issued += 1;
     let n = server.tokens_issued;
-    let refresh_token = format!("oauth-refresh-{n:04}");
+    let (access_token, refresh_token) = (
+        format!("oauth-access-{n:04}"),
+        format!("oauth-refresh-{n:04}"),
+    );
     server.live_refresh_tokens.insert(refresh_token.clone());
+    server
+        .issued
+        .extend([access_token.clone(), refresh_token.clone()]);
     HttpResponse::Ok().json(json!({
-        "access_token": format!("oauth-access-{n:04}"),
+        "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": 3600,
         "refresh_token": refresh_token,

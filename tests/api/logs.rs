@@ -1,6 +1,8 @@
 //! No secret ever reaches a log line: the real binary, at trace level, through every endpoint.
 
-use crate::process::{VAULT_KEY, command, start_server};
+use crate::fake_oauth::FakeOAuth;
+use crate::process::{VAULT_KEY, command, start_command};
+use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -62,7 +64,10 @@ async fn no_secret_appears_in_logs_at_any_level() {
         .to_owned();
     let mut logs = String::from_utf8_lossy(&created.stderr).into_owned();
 
-    let (mut child, port, lines) = start_server(&db_url, &admin, &fake.url);
+    let (oauth, sink) = (FakeOAuth::start().await, SmtpSink::start(0).await);
+    let mut server = command(&db_url, &admin, &fake.url);
+    with_oauth_for_mistral(&mut server, &oauth, &fake, &sink);
+    let (mut child, port, lines) = start_command(server);
     spidergate::install_tls_provider();
     let api = Api {
         client: reqwest::Client::new(),
@@ -174,7 +179,8 @@ async fn no_secret_appears_in_logs_at_any_level() {
     api.call(Method::GET, "/api/v1/agent-keys", &pat, None)
         .await;
 
-    let provider_secrets = exercise_the_vault(&api, &credential, &admin, &fake).await;
+    let mut provider_secrets = exercise_the_vault(&api, &credential, &admin, &fake).await;
+    provider_secrets.extend(exercise_oauth(&api, &credential, &oauth, &sink).await);
     secrets.extend(provider_secrets.iter().cloned());
     let responses = api.seen.borrow().clone();
     for secret in &provider_secrets {
@@ -372,4 +378,88 @@ async fn exercise_the_vault(
         pool_key.into(),
         tested_key.into(),
     ]
+}
+
+/// Mistral keys come from sign-in at `oauth`; every token is due at once, so the server refreshes
+/// (and logs about it) every second; mail goes to `sink`.
+fn with_oauth_for_mistral(
+    server: &mut Command,
+    oauth: &FakeOAuth,
+    fake: &crate::fake_provider::FakeProvider,
+    sink: &SmtpSink,
+) {
+    let client = oauth.client();
+    server
+        .env(
+            "SPIDERGATE_PROVIDERS__MISTRAL__BASE_URL",
+            format!("{}/mistral/v1", fake.url),
+        )
+        .env(
+            "SPIDERGATE_PROVIDERS__MISTRAL__OAUTH__AUTHORIZE_URL",
+            client.authorize_url,
+        )
+        .env(
+            "SPIDERGATE_PROVIDERS__MISTRAL__OAUTH__TOKEN_URL",
+            client.token_url,
+        )
+        .env(
+            "SPIDERGATE_PROVIDERS__MISTRAL__OAUTH__CLIENT_ID",
+            client.client_id,
+        )
+        .env(
+            "SPIDERGATE_PROVIDERS__MISTRAL__OAUTH__CLIENT_SECRET",
+            client.client_secret.expose(),
+        )
+        .env("SPIDERGATE_OAUTH__REFRESH_BEFORE_SECS", "7200")
+        .env("SPIDERGATE_OAUTH__REFRESH_CHECK_SECS", "1")
+        .env("SPIDERGATE_MAIL__SMTP_PORT", sink.port.to_string())
+        .env("SPIDERGATE_SERVER__PUBLIC_URL", "http://gateway.test");
+}
+
+/// An invite, its sign-in, refreshes, then refused refreshes up to the re-auth email; returns
+/// the secrets involved (link tokens, client secret, every code and token issued).
+async fn exercise_oauth(
+    api: &Api,
+    credential: &str,
+    oauth: &FakeOAuth,
+    sink: &SmtpSink,
+) -> Vec<String> {
+    use reqwest::Method;
+    use std::time::Duration;
+    let body = json!({ "email": "owner@example.test", "provider_name": "mistral" });
+    let (status, _) = api
+        .call(Method::POST, "/api/v1/invites", credential, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let email = sink.wait_for(1, Duration::from_secs(10)).await;
+    let token = crate::invites::token_in(&email);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let go = async |url: String| {
+        let response = browser.get(url).send().await.expect("request");
+        let next = response.headers().get("location").map(|l| {
+            l.to_str()
+                .expect("ascii")
+                .replacen("http://gateway.test", &api.base, 1)
+        });
+        (response.status(), next)
+    };
+    let (_, authorize) = go(format!("{}/invite/{token}/oauth", api.base)).await;
+    let (_, callback) = go(authorize.expect("to the provider")).await;
+    let (status, _) = go(callback.expect("back to the gateway")).await;
+    assert_eq!(status, StatusCode::OK, "signed in");
+    let refreshed = async || oauth.refresh_calls() >= 2;
+    crate::oauth::eventually("two refreshes", Duration::from_secs(10), refreshed).await;
+    oauth.refuse_refresh(true);
+    let reauth = sink.wait_for(2, Duration::from_secs(15)).await;
+    let reauth_token = crate::invites::link_token(&reauth, "http://gateway.test/reauth/");
+    let mut secrets = oauth.issued();
+    secrets.extend([
+        token,
+        reauth_token,
+        crate::fake_oauth::CLIENT_SECRET.to_owned(),
+    ]);
+    secrets
 }

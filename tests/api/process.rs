@@ -41,15 +41,6 @@ impl Drop for Server {
     }
 }
 
-/// Starts `spidergate serve`, returning the process, its port, and a channel of every stderr line.
-pub fn start_server(
-    db_url: &str,
-    admin: &str,
-    fake_url: &str,
-) -> (Server, u16, mpsc::Receiver<String>) {
-    start_command(command(db_url, admin, fake_url))
-}
-
 /// Starts a prepared command and waits for its "listening" line.
 pub fn start_command(mut command: Command) -> (Server, u16, mpsc::Receiver<String>) {
     let mut child = Server(
