@@ -240,6 +240,21 @@ pub async fn replace_credentials(
     Ok(stored.record)
 }
 
+/// Key `id`'s credential as the database holds it (another replica may have refreshed it).
+pub async fn stored_credentials(
+    vault: &Vault,
+    owner: Owner,
+    id: i32,
+) -> anyhow::Result<Option<Credentials>> {
+    let cipher = vault
+        .cipher()
+        .ok_or_else(|| anyhow::anyhow!("no vault key is configured"))?;
+    let Some(stored) = store::find_key(vault.db(), owner, id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(cipher.decrypt(&stored.credentials_enc)?))
+}
+
 /// An OAuth refresh: writes key `id`'s new tokens (encrypted) and puts them into rotation,
 /// leaving every setting as it is.
 pub async fn store_refreshed(

@@ -5,10 +5,15 @@
 //! a 401 from a completion (three in a row disable it, and its contributor is emailed a re-auth
 //! link). An endpoint that cannot be reached is retried with back-off and counts nothing: the
 //! access token usually outlives the outage, and if it does not, the requests' own 401s count.
+//!
+//! With several replicas on one database, each runs this loop. Before refreshing, and before
+//! counting a refusal, a replica looks at the stored credential: if another replica already
+//! refreshed the key (using up a rotating refresh token), it adopts that newer token instead.
 
+use super::credentials::Credentials;
 use super::handle::Vault;
 use super::key::VaultKey;
-use super::manage::store_refreshed;
+use super::manage::{store_refreshed, stored_credentials};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::{FailureKind, Health, Outcome};
@@ -111,6 +116,9 @@ impl OAuthRefresher {
         ) else {
             return Ok(());
         };
+        if self.adopt_newer_stored(key).await {
+            return Ok(());
+        }
         let endpoint = TokenEndpoint {
             client,
             http: &self.http,
@@ -135,6 +143,7 @@ impl OAuthRefresher {
                 );
                 Ok(())
             }
+            Err(OAuthError::Refused(_)) if self.adopt_newer_stored(key).await => Ok(()),
             Err(err) => {
                 tracing::warn!(
                     integration_id = id,
@@ -156,6 +165,29 @@ impl OAuthRefresher {
         }
     }
 
+    /// Publishes the stored credential instead of ours when another replica refreshed the key
+    /// since we loaded it (its access token lives longer than ours).
+    async fn adopt_newer_stored(&self, key: &VaultKey) -> bool {
+        let id = key.record.id;
+        let stored = match stored_credentials(&self.vault, key.record.owner, id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return false,
+            Err(err) => {
+                tracing::warn!(integration_id = id, "reading a stored OAuth token: {err:#}");
+                return false;
+            }
+        };
+        if !outlives(&stored, &key.credentials) {
+            return false;
+        }
+        tracing::info!(
+            integration_id = id,
+            "OAuth token already refreshed elsewhere; adopted"
+        );
+        self.vault.set_credentials(id, stored).await;
+        true
+    }
+
     /// A refused refresh is tried again at the next look (each one is a counted authentication
     /// failure); an unreachable endpoint after 2, 4, 8 … checks, at most ten minutes.
     fn retry_at(&self, err: &OAuthError, failures: u32, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -168,4 +200,13 @@ impl OAuthRefresher {
             }
         }
     }
+}
+
+/// Whether `stored` is a refreshable OAuth credential whose access token expires after `ours`.
+fn outlives(stored: &Credentials, ours: &Credentials) -> bool {
+    stored.refresh_token().is_some()
+        && matches!(
+            (stored.access_expires_at(), ours.access_expires_at()),
+            (Some(theirs), Some(ours)) if theirs > ours
+        )
 }

@@ -371,3 +371,67 @@ async fn tokens_are_encrypted_at_rest_and_sign_in_is_refused_for_pasted_key_prov
         "the invite is still usable"
     );
 }
+
+#[actix_web::test]
+async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again() {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let app = app_with_oauth(&sink, &oauth).await;
+    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+
+    // Another replica on the same database refreshes the key (using up `oauth-refresh-0001`)
+    // later than this one would, and stores the result.
+    let client = oauth.client();
+    let http = reqwest::Client::new();
+    let endpoint = spidergate::providers::oauth::TokenEndpoint {
+        client: &client,
+        http: &http,
+        timeout: Duration::from_secs(5),
+    };
+    let grant = endpoint
+        .refresh("oauth-refresh-0001")
+        .await
+        .expect("refreshed");
+    let later = app.state.clock.now() + chrono::Duration::minutes(58);
+    let credentials = grant.into_credentials(later, None).expect("credentials");
+    let cipher = spidergate::vault::VaultCipher::from_keys(&[spidergate::secret::Secret::new(
+        crate::helpers::VAULT_KEY,
+    )])
+    .expect("key")
+    .expect("configured");
+    let row = entity::integration::Entity::find()
+        .one(&app.state.db)
+        .await
+        .expect("query")
+        .expect("the key");
+    let mut row: entity::integration::ActiveModel = row.into();
+    row.credentials_enc = sea_orm::ActiveValue::Set(cipher.encrypt(&credentials));
+    sea_orm::ActiveModelTrait::update(row, &app.state.db)
+        .await
+        .expect("stored");
+
+    app.state.clock.advance(chrono::Duration::minutes(58));
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    eventually(
+        "the other replica's token in use",
+        Duration::from_secs(10),
+        async || {
+            app.chat(&agent, "groq/llama-3.1-8b-instant").await;
+            app.fake.requests().last().expect("call").api_key == "oauth-access-0002"
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(oauth.refresh_calls(), 1, "only the other replica refreshed");
+    let key = &integrations(&app, &credential).await["integrations"][0];
+    assert_eq!(
+        (
+            key["consecutive_failures"].as_u64(),
+            key["is_active"].as_bool()
+        ),
+        (Some(0), Some(true)),
+        "no refusal was counted: {key}"
+    );
+}
