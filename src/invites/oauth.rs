@@ -132,7 +132,7 @@ pub async fn callback(
 /// The brand the key went to, or the page that says what went wrong.
 async fn finish(state: &AppState, query: CallbackQuery) -> Result<String, HttpResponse> {
     let flow_state = query.state.unwrap_or_default();
-    if flow_state.len() != 64 || !flow_state.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !pages::is_random_token(&flow_state) {
         return Err(NOT_VALID.page());
     }
     let flow = match store::take_flow(&state.db, &Digest::of(&flow_state).to_hex()).await {

@@ -82,9 +82,15 @@ pub(super) const BUSY: Refusal = Refusal(
     "The service is busy; reload this page in a moment.",
 );
 
+/// Whether `text` has the shape of the tokens this concern mints (256 bits as 64 hex digits), so
+/// garbage is refused before any lookup.
+pub(super) fn is_random_token(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The invite behind a link, or why it cannot be used.
 pub(super) async fn usable_invite(state: &AppState, token: &str) -> Result<InviteRecord, Refusal> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_random_token(token) {
         return Err(NOT_VALID);
     }
     match store::find_by_token(&state.db, &Digest::of(token).to_hex()).await {

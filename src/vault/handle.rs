@@ -8,7 +8,7 @@ use super::key::VaultKey;
 use super::snapshot::VaultSnapshot;
 use super::store;
 use crate::health::HealthStatus;
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, Handler, Message};
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -121,39 +121,33 @@ impl Vault {
 
     /// Publishes a written key; returns once routing can see it.
     pub async fn upsert(&self, key: VaultKey) {
-        if self.actor.send(Upsert(key)).await.is_err() {
-            tracing::error!("vault actor is gone; key change not published");
-        }
+        self.publish(Upsert(key)).await;
     }
 
     /// Publishes a key's written settings, keeping the credential the vault holds (`fallback`
     /// for a key it does not hold yet); returns once routing can see them.
     pub async fn update_record(&self, record: KeyRecord, fallback: Option<Credentials>) {
-        if self
-            .actor
-            .send(UpdateRecord { record, fallback })
-            .await
-            .is_err()
-        {
-            tracing::error!("vault actor is gone; key change not published");
-        }
+        self.publish(UpdateRecord { record, fallback }).await;
     }
 
     /// Publishes a key's written new credential (an OAuth refresh), keeping its settings.
     pub async fn set_credentials(&self, id: i32, credentials: Credentials) {
-        if self
-            .actor
-            .send(SetCredentials { id, credentials })
-            .await
-            .is_err()
-        {
-            tracing::error!("vault actor is gone; refreshed credential not published");
-        }
+        self.publish(SetCredentials { id, credentials }).await;
     }
 
     pub async fn remove(&self, id: i32) {
-        if self.actor.send(Remove(id)).await.is_err() {
-            tracing::error!("vault actor is gone; key removal not published");
+        self.publish(Remove(id)).await;
+    }
+
+    /// Hands a change to the actor and waits until it is published. The row is already written,
+    /// so if the actor is gone (shutdown) the change is only missing from memory.
+    async fn publish<M>(&self, change: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        VaultActor: Handler<M>,
+    {
+        if self.actor.send(change).await.is_err() {
+            tracing::error!("vault actor is gone; a key change was not published");
         }
     }
 }

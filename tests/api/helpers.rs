@@ -331,6 +331,18 @@ impl TestApp {
             .await
     }
 
+    /// A chat completion for `model` that must succeed → the API key the provider was called with.
+    pub async fn serving_key(&self, token: &str, model: &str) -> String {
+        let reply = self.chat(token, model).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        self.fake
+            .requests()
+            .last()
+            .expect("an upstream call")
+            .api_key
+            .clone()
+    }
+
     /// A streamed chat completion: status, headers, and the raw SSE text.
     pub async fn chat_stream(
         &self,

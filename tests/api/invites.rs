@@ -394,16 +394,10 @@ async fn a_disabled_contributed_key_is_repaired_in_place_from_the_reauth_email()
             Some("Contributed by owner@example.test")
         )
     );
-    let served = app.chat(&agent, "groq/llama-3.1-8b-instant").await;
     assert_eq!(
-        served.status,
-        StatusCode::OK,
-        "back in rotation without a restart: {}",
-        served.body
-    );
-    assert_eq!(
-        app.fake.requests().last().expect("call").api_key,
-        "gsk_contrib_new_0002"
+        app.serving_key(&agent, "groq/llama-3.1-8b-instant").await,
+        "gsk_contrib_new_0002",
+        "back in rotation without a restart"
     );
 }
 

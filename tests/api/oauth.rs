@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const PUBLIC_URL: &str = "http://gateway.test";
+/// A model of the provider whose keys come from sign-in.
+const GROQ: &str = "groq/llama-3.1-8b-instant";
 
 /// Groq keys come from OAuth sign-in at `oauth`; the vault looks for due tokens every second.
 async fn app_with_oauth(sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
@@ -221,14 +223,7 @@ async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fres
     let (agent, _) = app
         .mint_token(&credential, json!({ "name": "agent" }))
         .await;
-    assert_eq!(
-        app.chat(&agent, "groq/llama-3.1-8b-instant").await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.fake.requests().last().expect("call").api_key,
-        "oauth-access-0001"
-    );
+    assert_eq!(app.serving_key(&agent, GROQ).await, "oauth-access-0001");
 
     // An hour on, the token is within its refresh margin: the vault refreshes it by itself.
     app.state.clock.advance(chrono::Duration::minutes(58));
@@ -239,10 +234,7 @@ async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fres
     eventually(
         "the refreshed token in use",
         Duration::from_secs(5),
-        async || {
-            app.chat(&agent, "groq/llama-3.1-8b-instant").await;
-            app.fake.requests().last().expect("call").api_key == "oauth-access-0002"
-        },
+        async || app.serving_key(&agent, GROQ).await == "oauth-access-0002",
     )
     .await;
     let key = &integrations(&app, &credential).await["integrations"][0];
@@ -330,16 +322,10 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
     let (agent, _) = app
         .mint_token(&credential, json!({ "name": "agent" }))
         .await;
-    let served = app.chat(&agent, "groq/llama-3.1-8b-instant").await;
     assert_eq!(
-        served.status,
-        StatusCode::OK,
-        "back in rotation without a restart: {}",
-        served.body
-    );
-    assert_eq!(
-        app.fake.requests().last().expect("call").api_key,
-        "oauth-access-0002"
+        app.serving_key(&agent, GROQ).await,
+        "oauth-access-0002",
+        "back in rotation without a restart"
     );
 }
 
@@ -417,10 +403,7 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
     eventually(
         "the other replica's token in use",
         Duration::from_secs(10),
-        async || {
-            app.chat(&agent, "groq/llama-3.1-8b-instant").await;
-            app.fake.requests().last().expect("call").api_key == "oauth-access-0002"
-        },
+        async || app.serving_key(&agent, GROQ).await == "oauth-access-0002",
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
