@@ -36,6 +36,7 @@ use crate::usage::UsageWriter;
 use crate::vault::{Vault, VaultCipher};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
+use actix_web::rt::task::JoinHandle;
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -43,6 +44,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// A started server: bound, not yet awaited.
 pub struct App {
@@ -50,6 +52,14 @@ pub struct App {
     server: Server,
     state: AppState,
     last_used: tokens::WrittenStamps,
+    /// Loops that run beside the server and end with it.
+    background: Background,
+}
+
+/// The loops beside the server (re-auth emails, OAuth refresh) and the signal that ends them.
+struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl App {
@@ -72,6 +82,18 @@ impl App {
     /// then writes what is still only in memory.
     pub async fn serve(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        // Unsent mail stays in the outbox for the next start; the loops finish what they hold
+        // (a rotated refresh token, a disabled key's re-auth email) before they return.
+        self.state.mailer.stop();
+        let _ = self.background.stop.send(true);
+        for task in self.background.tasks {
+            if tokio::time::timeout(self.state.config.shutdown_timeout(), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background loop did not finish within the shutdown timeout");
+            }
+        }
         self.state.usage.flush().await;
         tokens::flush_last_used(&self.state.db, &self.state.auth, &self.last_used).await;
         tracing::info!("stopped");
@@ -89,7 +111,7 @@ pub fn install_tls_provider() {
 /// Builds the state (database, migrations, catalog, caches), binds, and starts the workers.
 pub async fn run(config: Config) -> anyhow::Result<App> {
     install_tls_provider();
-    let state = build_state(config).await?;
+    let (state, background) = build_state(config).await?;
     let config = state.config.clone();
     let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
         .with_context(|| format!("binding {}:{}", config.server.host, config.server.port))?;
@@ -121,11 +143,14 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
         server: server.run(),
         state,
         last_used,
+        background,
     })
 }
 
-/// Everything the handlers share, loaded once; after this nothing on the hot path reads the database.
-pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+/// Everything the handlers share, loaded once; after this nothing on the hot path reads the
+/// database. Also starts the background loops that live as long as the server (re-auth emails,
+/// OAuth refresh) and returns them, to be ended at shutdown.
+async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     install_tls_provider();
     let db = storage::connect(&config.database).await?;
     let catalog = load_catalog(&config, &db).await?;
@@ -182,18 +207,26 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         mailer,
         form_key: Arc::new(form_key()?),
     };
-    actix_web::rt::spawn(invites::reauth::listen(disabled, state.clone()));
-    actix_web::rt::spawn(
-        vault::OAuthRefresher {
-            vault: state.vault.clone(),
-            health: state.health.clone(),
-            http: state.http.clone(),
-            config: state.config.clone(),
-            clock: state.clock.clone(),
-        }
-        .run(),
-    );
-    Ok(state)
+    let (stop, stopping) = watch::channel(false);
+    let tasks = vec![
+        actix_web::rt::spawn(invites::reauth::listen(
+            disabled,
+            state.clone(),
+            stopping.clone(),
+        )),
+        actix_web::rt::spawn(
+            vault::OAuthRefresher {
+                vault: state.vault.clone(),
+                health: state.health.clone(),
+                http: state.http.clone(),
+                config: state.config.clone(),
+                clock: state.clock.clone(),
+                stop: stopping,
+            }
+            .run(),
+        ),
+    ];
+    Ok((state, Background { stop, tasks }))
 }
 
 fn form_key() -> anyhow::Result<[u8; 32]> {

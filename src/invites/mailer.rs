@@ -1,14 +1,15 @@
 //! `InviteMailer`: sends the outbox over SMTP, retrying with back-off, resuming after restarts.
 //!
 //! The outbox table is the queue: the actor only decides *when* to look at it (at start, on
-//! `Wake`, and every `mail.poll_secs`), and one drain runs at a time. A failed send is
+//! `Wake`, and every `mail.poll_secs`), and one drain runs at a time. Each email is claimed
+//! (leased) before it is sent, so mailers of several replicas never send one twice. A failed send is
 //! rescheduled (1 s, 2 s, 4 s … up to `mail.retry_max_secs`), never dropped. Times come from the
 //! app's `Clock`, the same one that stamps the outbox rows, so a moved clock never strands mail.
 
 use super::store::{self, Mail};
 use crate::clock::Clock;
 use crate::config::{MailConfig, MailTls};
-use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -19,6 +20,11 @@ use std::time::Duration;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Wake;
+
+/// The server is stopping: look at the outbox no more (a drain under way finishes its email).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
 
 /// A drain finished.
 #[derive(Message)]
@@ -75,6 +81,14 @@ impl Handler<Wake> for InviteMailer {
     }
 }
 
+impl Handler<Stop> for InviteMailer {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl Handler<Drained> for InviteMailer {
     type Result = ();
 
@@ -85,6 +99,10 @@ impl Handler<Drained> for InviteMailer {
         }
     }
 }
+
+/// How long a claimed email is left to its sender before another mailer may try it: longer than
+/// one SMTP conversation (10 s timeout), so a crash mid-send delays the email but never loses it.
+const SEND_LEASE_SECS: i64 = 60;
 
 /// Sends every due email once; failures are rescheduled.
 async fn deliver_due(
@@ -104,6 +122,16 @@ async fn deliver_due(
             }
         };
         for pending in due {
+            // Another mailer (a second replica, or a process shutting down) may be on this row.
+            let lease = clock.now() + chrono::Duration::seconds(SEND_LEASE_SECS);
+            match store::claim_mail(db, pending.id, clock.now(), lease).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(outbox_id = pending.id, "claiming mail: {err}");
+                    return;
+                }
+            }
             let result = match compose(from, &pending.mail) {
                 Ok(message) => transport
                     .send(message)
@@ -198,5 +226,10 @@ impl Mailer {
     /// New mail is in the outbox. Always delivered; the mail itself is already safe in the table.
     pub fn wake(&self) {
         self.actor.do_send(Wake);
+    }
+
+    /// Stops looking at the outbox (at shutdown); unsent mail waits there for the next start.
+    pub fn stop(&self) {
+        self.actor.do_send(Stop);
     }
 }

@@ -8,13 +8,33 @@ use crate::brands;
 use crate::state::AppState;
 use crate::vault::Owner;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
 
-/// Runs for the life of the server: one re-auth email per disabled key.
-pub async fn listen(mut disabled: UnboundedReceiver<i32>, state: AppState) {
-    while let Some(integration_id) = disabled.recv().await {
-        if let Err(err) = request(&state, integration_id).await {
-            tracing::warn!(integration_id, "re-auth email not queued: {err:#}");
-        }
+/// Runs for the life of the server: one re-auth email per disabled key. When `stop` fires it
+/// queues the emails of keys already disabled, then returns.
+pub async fn listen(
+    mut disabled: UnboundedReceiver<i32>,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let integration_id = tokio::select! {
+            next = disabled.recv() => match next {
+                Some(id) => id,
+                None => return,
+            },
+            _ = stop.changed() => break,
+        };
+        queue(&state, integration_id).await;
+    }
+    while let Ok(integration_id) = disabled.try_recv() {
+        queue(&state, integration_id).await;
+    }
+}
+
+async fn queue(state: &AppState, integration_id: i32) {
+    if let Err(err) = request(state, integration_id).await {
+        tracing::warn!(integration_id, "re-auth email not queued: {err:#}");
     }
 }
 

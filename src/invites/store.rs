@@ -270,6 +270,27 @@ pub async fn due_mail(
         .collect())
 }
 
+/// Leases a due, unsent email to the caller until `lease_until`: `false` if another mailer
+/// claimed or sent it first (the condition and the write are one statement).
+pub async fn claim_mail(
+    db: &DatabaseConnection,
+    id: i32,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::NextAttemptAt,
+            sea_orm::sea_query::Expr::value(lease_until),
+        )
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::SentAt.is_null())
+        .filter(outbox::Column::NextAttemptAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
 pub async fn mark_sent(db: &DatabaseConnection, id: i32, now: DateTime<Utc>) -> Result<(), DbErr> {
     outbox::Entity::update_many()
         .col_expr(outbox::Column::SentAt, sea_orm::sea_query::Expr::value(now))

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, stream};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Refreshes at most this many keys at once.
 const PARALLEL_REFRESHES: usize = 8;
@@ -34,6 +35,9 @@ pub struct OAuthRefresher {
     pub http: reqwest::Client,
     pub config: Arc<Config>,
     pub clock: Clock,
+    /// Fires at shutdown: the loop returns after the round under way, so a refresh token the
+    /// provider has just rotated is always stored before the process ends.
+    pub stop: watch::Receiver<bool>,
 }
 
 /// A key whose last refresh failed: when to try again.
@@ -44,12 +48,15 @@ struct Retry {
 
 impl OAuthRefresher {
     /// Runs for the life of the server, looking for due tokens every `oauth.refresh_check_secs`.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut retries: HashMap<i32, Retry> = HashMap::new();
         let mut ticker = tokio::time::interval(self.config.oauth.refresh_check());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.stop.changed() => return,
+            }
             let now = self.clock.now();
             let due = self.due(now, &retries);
             if due.is_empty() {

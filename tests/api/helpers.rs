@@ -10,6 +10,8 @@ use spidergate::state::AppState;
 pub enum TestDb {
     Sqlite(tempfile::TempDir),
     Postgres(PostgresDb),
+    /// Another test app's database (a second replica): its owner removes it.
+    SharedWith(String),
 }
 
 impl TestDb {
@@ -23,6 +25,7 @@ impl TestDb {
                 format!("sqlite://{}/spidergate.db?mode=rwc", dir.path().display())
             }
             TestDb::Postgres(db) => db.url.clone(),
+            TestDb::SharedWith(url) => url.clone(),
         }
     }
 }
@@ -199,6 +202,18 @@ impl Reply {
 }
 
 impl TestApp {
+    /// A second server on this one's database and config, as another replica would be. Drop it
+    /// before this one.
+    pub async fn replica(&self) -> TestApp {
+        let url = self.db.url();
+        start(
+            self.config.clone(),
+            TestDb::SharedWith(url),
+            self.fake.clone(),
+        )
+        .await
+    }
+
     /// Stops this server gracefully and starts a new one on the same database and config.
     pub async fn restart(self) -> TestApp {
         self.restart_with(|_| {}, |_| async {}).await

@@ -2,22 +2,24 @@
 //! vault; SMTP outages; tampered, expired, reused and revoked links.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{PostgresDb, TestApp, TestDb, spawn_app_on};
 use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
 async fn app_mailing_to(port: u16) -> TestApp {
-    app_mailing_to_with(port, |_| {}).await
+    mailing_app(TestDb::sqlite(), port, |_| {}).await
 }
 
-/// An app whose mail goes to the sink on `port`, with links under `http://gateway.test`.
-pub async fn app_mailing_to_with(
+/// An app on `db` whose mail goes to the SMTP server on `port`, with links under
+/// `http://gateway.test`.
+pub async fn mailing_app(
+    db: TestDb,
     port: u16,
     customise: impl FnOnce(&mut spidergate::config::Config),
 ) -> TestApp {
-    spawn_app_with(move |config| {
+    spawn_app_on(db, move |config| {
         config.mail.smtp_port = port;
         config.mail.poll_secs = 1;
         config.mail.retry_max_secs = 1;
@@ -161,13 +163,18 @@ async fn an_emailed_link_lets_the_owner_add_a_key_the_admin_never_sees() {
     );
 }
 
-#[actix_web::test]
-async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nothing listens on (yet).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
         .expect("addr")
-        .port();
+        .port()
+}
+
+#[actix_web::test]
+async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
+    let port = closed_port();
     let app = app_mailing_to(port).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "openai").await;
@@ -177,6 +184,53 @@ async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
     assert!(email.contains("OpenAI"), "{email}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
+}
+
+/// Mail queued while the SMTP server is down is sent by the next process, once.
+async fn unsent_mail_survives_a_restart(db: TestDb) {
+    let port = closed_port();
+    let app = mailing_app(db, port, |_| {}).await;
+    let (_, credential) = app.create_brand("Acme").await;
+    invite(&app, &credential, "openai").await;
+    let app = app.restart().await;
+    let sink = SmtpSink::start(port).await;
+    let email = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert!(email.contains("OpenAI"), "{email}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.messages().len(), 1, "delivered once");
+    drop(app);
+}
+
+#[actix_web::test]
+async fn two_replicas_on_one_database_send_each_queued_email_once() {
+    let port = closed_port();
+    let db = TestDb::Postgres(PostgresDb::create().await);
+    let app = mailing_app(db, port, |_| {}).await;
+    let replica = app.replica().await;
+    let (_, credential) = app.create_brand("Acme").await;
+    let providers = ["openai", "groq", "mistral", "cohere", "together"];
+    for provider in providers {
+        invite(&app, &credential, provider).await;
+    }
+    // Both mailers have found the outbox due and failed; from now on they race for each email.
+    // The server takes 400 ms per message, so one mailer's drain outlasts the other's next look.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sink = SmtpSink::start_slow(port, Duration::from_millis(400)).await;
+    sink.wait_for(providers.len(), Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(sink.messages().len(), providers.len(), "each email once");
+    drop(replica);
+}
+
+#[actix_web::test]
+async fn sqlite_keeps_unsent_mail_across_a_restart() {
+    unsent_mail_survives_a_restart(TestDb::sqlite()).await;
+}
+
+#[actix_web::test]
+async fn postgres_keeps_unsent_mail_across_a_restart() {
+    unsent_mail_survives_a_restart(TestDb::Postgres(PostgresDb::create().await)).await;
 }
 
 #[actix_web::test]

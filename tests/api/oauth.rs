@@ -3,8 +3,8 @@
 //! key and emails a re-auth link whose sign-in repairs the same key in place.
 
 use crate::fake_oauth::FakeOAuth;
-use crate::helpers::TestApp;
-use crate::invites::{app_mailing_to_with, invite, link_token, page, token_in};
+use crate::helpers::{PostgresDb, TestApp, TestDb};
+use crate::invites::{invite, link_token, mailing_app, page, token_in};
 use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
 use sea_orm::EntityTrait;
@@ -17,8 +17,12 @@ const GROQ: &str = "groq/llama-3.1-8b-instant";
 
 /// Groq keys come from OAuth sign-in at `oauth`; the vault looks for due tokens every second.
 async fn app_with_oauth(sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
+    app_with_oauth_on(TestDb::sqlite(), sink, oauth).await
+}
+
+async fn app_with_oauth_on(db: TestDb, sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
     let client = oauth.client();
-    app_mailing_to_with(sink.port, move |config| {
+    mailing_app(db, sink.port, move |config| {
         config.providers.entry("groq".into()).or_default().oauth = Some(client);
         config.oauth.refresh_check_secs = 1;
         config.oauth.refresh_before_secs = 300;
@@ -416,5 +420,37 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
         ),
         (Some(0), Some(true)),
         "no refusal was counted: {key}"
+    );
+}
+
+#[actix_web::test]
+async fn sign_in_and_refresh_work_on_postgres() {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let db = TestDb::Postgres(PostgresDb::create().await);
+    let app = app_with_oauth_on(db, &sink, &oauth).await;
+    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    app.state.clock.advance(chrono::Duration::minutes(58));
+    eventually("a refresh", Duration::from_secs(10), async || {
+        oauth.refresh_calls() == 1
+    })
+    .await;
+    eventually(
+        "the rotated refresh token stored",
+        Duration::from_secs(5),
+        async || {
+            integrations(&app, &credential).await["integrations"][0]["key_preview"]
+                == json!({ "refresh_token": "oaut...002" })
+        },
+    )
+    .await;
+    let app = app.restart().await;
+    let (agent, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    assert_eq!(
+        app.serving_key(&agent, GROQ).await,
+        "oauth-access-0002",
+        "the refreshed token was persisted, encrypted, and decrypts after a restart"
     );
 }

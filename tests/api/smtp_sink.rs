@@ -15,6 +15,11 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Listens on `port` (0 = any free port).
     pub async fn start(port: u16) -> SmtpSink {
+        Self::start_slow(port, Duration::ZERO).await
+    }
+
+    /// Like `start`, but takes `delay` to accept each message, as a busy server does.
+    pub async fn start_slow(port: u16, delay: Duration) -> SmtpSink {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind SMTP sink");
@@ -27,7 +32,7 @@ impl SmtpSink {
             while let Ok((stream, _)) = listener.accept().await {
                 let messages = messages.clone();
                 actix_web::rt::spawn(async move {
-                    let _ = converse(stream, messages).await;
+                    let _ = converse(stream, messages, delay).await;
                 });
             }
         });
@@ -54,7 +59,11 @@ impl SmtpSink {
     }
 }
 
-async fn converse(stream: TcpStream, messages: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+async fn converse(
+    stream: TcpStream,
+    messages: Arc<Mutex<Vec<String>>>,
+    delay: Duration,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 sink ESMTP\r\n").await?;
@@ -72,6 +81,7 @@ async fn converse(stream: TcpStream, messages: Arc<Mutex<Vec<String>>>) -> std::
                     data.push_str(&line);
                     data.push_str("\r\n");
                 }
+                tokio::time::sleep(delay).await;
                 messages.lock().expect("messages").push(data);
                 write.write_all(b"250 queued\r\n").await?;
             }
