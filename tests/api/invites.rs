@@ -387,6 +387,15 @@ async fn a_disabled_contributed_key_is_repaired_in_place_from_the_reauth_email()
         .body["integrations"][0]["id"]
         .as_i64()
         .expect("id");
+    let settings = json!({ "share_with_pool": true, "daily_limit": 500, "is_primary": true });
+    let patched = app
+        .patch(
+            &format!("/api/v1/integrations/{id}"),
+            Some(&credential),
+            settings.clone(),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
 
     app.fake
         .set("gsk_contrib_old_0001", Behaviour::Unauthorized);
@@ -433,6 +442,9 @@ async fn a_disabled_contributed_key_is_repaired_in_place_from_the_reauth_email()
     assert_eq!(keys["total"], 1, "updated in place, not added");
     let key = &keys["integrations"][0];
     assert_eq!(key["id"].as_i64(), Some(id));
+    for (field, value) in settings.as_object().expect("object") {
+        assert_eq!(&key[field], value, "`{field}` kept");
+    }
     assert_eq!(
         (key["is_active"].as_bool(), key["health_status"].as_str()),
         (Some(true), Some("healthy"))
