@@ -3,8 +3,7 @@
 use super::actor::{Remove, SetCredentials, UpdateRecord, Upsert, VaultActor};
 use super::credentials::Credentials;
 use super::crypto::VaultCipher;
-use super::key::KeyRecord;
-use super::key::VaultKey;
+use super::key::{KeyRecord, VaultKey};
 use super::snapshot::VaultSnapshot;
 use super::store;
 use crate::health::HealthStatus;
