@@ -16,10 +16,6 @@ const PUBLIC_URL: &str = "http://gateway.test";
 const GROQ: &str = "groq/llama-3.1-8b-instant";
 
 /// Groq keys come from OAuth sign-in at `oauth`; the vault looks for due tokens every second.
-async fn app_with_oauth(sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
-    app_with_oauth_on(TestDb::sqlite(), sink, oauth).await
-}
-
 async fn app_with_oauth_on(db: TestDb, sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
     let client = oauth.client();
     mailing_app(db, sink.port, move |config| {
@@ -107,23 +103,38 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut
     }
 }
 
-/// Invites the owner of a Groq key and signs in from the emailed link → (brand credential,
-/// the invite's token).
-async fn contribute_by_sign_in(app: &TestApp, sink: &SmtpSink) -> (String, String) {
+/// A brand whose Groq key its owner contributed by signing in from the emailed invite.
+struct SignedIn {
+    sink: SmtpSink,
+    oauth: FakeOAuth,
+    app: TestApp,
+    /// The brand's credential.
+    credential: String,
+}
+
+async fn signed_in(db: TestDb) -> SignedIn {
+    let sink = SmtpSink::start(0).await;
+    let oauth = FakeOAuth::start().await;
+    let app = app_with_oauth_on(db, &sink, &oauth).await;
     let (_, credential) = app.create_brand("Acme").await;
-    invite(app, &credential, "groq").await;
+    invite(&app, &credential, "groq").await;
     let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
-    let (status, done) = get_page(&authorize(app, &format!("/invite/{token}")).await).await;
+    let (status, done) = get_page(&authorize(&app, &format!("/invite/{token}")).await).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert!(done.contains("Thank you"), "{done}");
-    (credential, token)
+    SignedIn {
+        sink,
+        oauth,
+        app,
+        credential,
+    }
 }
 
 #[actix_web::test]
 async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fresh() {
     let sink = SmtpSink::start(0).await;
     let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth(&sink, &oauth).await;
+    let app = app_with_oauth_on(TestDb::sqlite(), &sink, &oauth).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "groq").await;
     let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
@@ -256,10 +267,12 @@ async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fres
 
 #[actix_web::test]
 async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in_place() {
-    let sink = SmtpSink::start(0).await;
-    let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth(&sink, &oauth).await;
-    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let SignedIn {
+        sink,
+        oauth,
+        app,
+        credential,
+    } = signed_in(TestDb::sqlite()).await;
     let id = integrations(&app, &credential).await["integrations"][0]["id"].clone();
 
     oauth.refuse_refresh(true);
@@ -335,10 +348,12 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
 
 #[actix_web::test]
 async fn tokens_are_encrypted_at_rest_and_sign_in_is_refused_for_pasted_key_providers() {
-    let sink = SmtpSink::start(0).await;
-    let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth(&sink, &oauth).await;
-    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let SignedIn {
+        sink,
+        app,
+        credential,
+        ..
+    } = signed_in(TestDb::sqlite()).await;
     let rows = entity::integration::Entity::find()
         .all(&app.state.db)
         .await
@@ -364,10 +379,12 @@ async fn tokens_are_encrypted_at_rest_and_sign_in_is_refused_for_pasted_key_prov
 
 #[actix_web::test]
 async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again() {
-    let sink = SmtpSink::start(0).await;
-    let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth(&sink, &oauth).await;
-    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let SignedIn {
+        oauth,
+        app,
+        credential,
+        ..
+    } = signed_in(TestDb::sqlite()).await;
 
     // Another replica on the same database refreshes the key (using up `oauth-refresh-0001`)
     // later than this one would, and stores the result.
@@ -425,11 +442,12 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
 
 #[actix_web::test]
 async fn sign_in_and_refresh_work_on_postgres() {
-    let sink = SmtpSink::start(0).await;
-    let oauth = FakeOAuth::start().await;
-    let db = TestDb::Postgres(PostgresDb::create().await);
-    let app = app_with_oauth_on(db, &sink, &oauth).await;
-    let (credential, _) = contribute_by_sign_in(&app, &sink).await;
+    let SignedIn {
+        oauth,
+        app,
+        credential,
+        ..
+    } = signed_in(TestDb::Postgres(PostgresDb::create().await)).await;
     app.state.clock.advance(chrono::Duration::minutes(58));
     eventually("a refresh", Duration::from_secs(10), async || {
         oauth.refresh_calls() == 1
