@@ -293,6 +293,9 @@ impl Config {
         if self.database.max_connections == 0 {
             bail!("invalid config at `database.max_connections`: must be positive");
         }
+        if self.oauth.flow_ttl_secs == 0 {
+            bail!("invalid config at `oauth.flow_ttl_secs`: must be positive");
+        }
         for (id, client) in self.providers.iter() {
             if let Some(client) = &client.oauth {
                 client.validate(&format!("providers.{id}.oauth"))?;

@@ -103,6 +103,16 @@ pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut
     }
 }
 
+/// Moves the clock 58 minutes on, into the margin before the first hour-long token expires, and
+/// waits for the vault's one refresh.
+async fn refresh_when_due(app: &TestApp, oauth: &FakeOAuth) {
+    app.state.clock.advance(chrono::Duration::minutes(58));
+    eventually("a refresh", Duration::from_secs(10), async || {
+        oauth.refresh_calls() == 1
+    })
+    .await;
+}
+
 /// A brand whose Groq key its owner contributed by signing in from the emailed invite.
 struct SignedIn {
     sink: SmtpSink,
@@ -241,11 +251,7 @@ async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fres
     assert_eq!(app.serving_key(&agent, GROQ).await, "oauth-access-0001");
 
     // An hour on, the token is within its refresh margin: the vault refreshes it by itself.
-    app.state.clock.advance(chrono::Duration::minutes(58));
-    eventually("a refresh", Duration::from_secs(10), async || {
-        oauth.refresh_calls() == 1
-    })
-    .await;
+    refresh_when_due(&app, &oauth).await;
     eventually(
         "the refreshed token in use",
         Duration::from_secs(5),
@@ -448,11 +454,7 @@ async fn sign_in_and_refresh_work_on_postgres() {
         credential,
         ..
     } = signed_in(TestDb::Postgres(PostgresDb::create().await)).await;
-    app.state.clock.advance(chrono::Duration::minutes(58));
-    eventually("a refresh", Duration::from_secs(10), async || {
-        oauth.refresh_calls() == 1
-    })
-    .await;
+    refresh_when_due(&app, &oauth).await;
     eventually(
         "the rotated refresh token stored",
         Duration::from_secs(5),
