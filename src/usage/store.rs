@@ -11,6 +11,13 @@ use sea_orm::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+/// `SUM(column)` as a `BIGINT` on both backends: PostgreSQL's `SUM(bigint)` is `NUMERIC`, which
+/// does not decode as `i64` (SQLite's is already an integer). Every sum this module reads goes
+/// through here.
+fn sum_as_bigint(column: trace::Column) -> Expr {
+    Expr::cust_with_expr("CAST(SUM($1) AS BIGINT)", Expr::col(column))
+}
+
 fn row(r: &TraceRecord) -> trace::ActiveModel {
     trace::ActiveModel {
         id: Set(r.id.clone()),
@@ -176,7 +183,7 @@ pub async fn load_integration_spend(
         let sums: Vec<(Option<i32>, Option<i64>, i64)> = trace::Entity::find()
             .select_only()
             .column(trace::Column::IntegrationId)
-            .column_as(trace::Column::CostNanos.sum(), "cost")
+            .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
             .column_as(trace::Column::Id.count(), "requests")
             .filter(trace::Column::CreatedAt.gte(since))
             .filter(trace::Column::IntegrationId.is_not_null())
@@ -209,7 +216,7 @@ pub async fn token_month_by_model(
     let rows: Vec<(Option<String>, Option<i64>, i64)> = trace::Entity::find()
         .select_only()
         .column(trace::Column::Model)
-        .column_as(trace::Column::CostNanos.sum(), "cost")
+        .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
         .column_as(trace::Column::Id.count(), "requests")
         .filter(trace::Column::AgentKeyId.eq(token))
         .filter(trace::Column::CreatedAt.gte(since))

@@ -14,9 +14,34 @@ pub enum TestDb {
     SharedWith(String),
 }
 
+/// The backend this run tests: `SPIDERGATE_TEST_DATABASE=postgres` (or `sqlite`, the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_this_run() -> Backend {
+        match std::env::var("SPIDERGATE_TEST_DATABASE").as_deref() {
+            Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+            Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("SPIDERGATE_TEST_DATABASE={other}: expected sqlite or postgres"),
+        }
+    }
+}
+
 impl TestDb {
     pub fn sqlite() -> Self {
         TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh, empty database on this run's backend (see [`Backend::of_this_run`]).
+    pub async fn fresh() -> Self {
+        match Backend::of_this_run() {
+            Backend::Sqlite => TestDb::sqlite(),
+            Backend::Postgres => TestDb::Postgres(PostgresDb::create().await),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -101,11 +126,11 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(TestDb::sqlite(), |_| {}).await
+    spawn_app_on(TestDb::fresh().await, |_| {}).await
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_on(TestDb::sqlite(), customise).await
+    spawn_app_on(TestDb::fresh().await, customise).await
 }
 
 /// A Fernet key for tests' vaults.

@@ -43,8 +43,8 @@ impl Api {
 #[actix_web::test]
 async fn no_secret_appears_in_logs_at_any_level() {
     use reqwest::Method;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}/logs.db?mode=rwc", dir.path().display());
+    let db = crate::helpers::TestDb::fresh().await;
+    let db_url = db.url();
     let admin = format!("admin-{}", uuid::Uuid::new_v4().simple());
 
     // The CLI's own logs count too.

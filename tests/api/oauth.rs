@@ -3,7 +3,7 @@
 //! key and emails a re-auth link whose sign-in repairs the same key in place.
 
 use crate::fake_oauth::FakeOAuth;
-use crate::helpers::{PostgresDb, TestApp, TestDb};
+use crate::helpers::{TestApp, TestDb};
 use crate::invites::{invite, link_token, mailing_app, page, token_in};
 use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
@@ -144,7 +144,7 @@ async fn signed_in(db: TestDb) -> SignedIn {
 async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fresh() {
     let sink = SmtpSink::start(0).await;
     let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth_on(TestDb::sqlite(), &sink, &oauth).await;
+    let app = app_with_oauth_on(TestDb::fresh().await, &sink, &oauth).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "groq").await;
     let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
@@ -278,7 +278,7 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
         oauth,
         app,
         credential,
-    } = signed_in(TestDb::sqlite()).await;
+    } = signed_in(TestDb::fresh().await).await;
     let id = integrations(&app, &credential).await["integrations"][0]["id"].clone();
 
     oauth.refuse_refresh(true);
@@ -359,7 +359,7 @@ async fn tokens_are_encrypted_at_rest_and_sign_in_is_refused_for_pasted_key_prov
         app,
         credential,
         ..
-    } = signed_in(TestDb::sqlite()).await;
+    } = signed_in(TestDb::fresh().await).await;
     let rows = entity::integration::Entity::find()
         .all(&app.state.db)
         .await
@@ -390,7 +390,7 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
         app,
         credential,
         ..
-    } = signed_in(TestDb::sqlite()).await;
+    } = signed_in(TestDb::fresh().await).await;
 
     // Another replica on the same database refreshes the key (using up `oauth-refresh-0001`)
     // later than this one would, and stores the result.
@@ -447,13 +447,13 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
 }
 
 #[actix_web::test]
-async fn sign_in_and_refresh_work_on_postgres() {
+async fn a_refreshed_sign_in_survives_a_restart() {
     let SignedIn {
         oauth,
         app,
         credential,
         ..
-    } = signed_in(TestDb::Postgres(PostgresDb::create().await)).await;
+    } = signed_in(TestDb::fresh().await).await;
     refresh_when_due(&app, &oauth).await;
     eventually(
         "the rotated refresh token stored",

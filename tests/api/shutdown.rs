@@ -54,8 +54,8 @@ async fn successful_rows(db_url: &str) -> i64 {
 async fn sigterm_under_load_loses_no_ledger_row_and_spent_budgets_stay_spent() {
     spidergate::install_tls_provider();
     let fake = FakeProvider::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}/ledger.db?mode=rwc", dir.path().display());
+    let db = crate::helpers::TestDb::fresh().await;
+    let db_url = db.url();
     let admin = format!("admin-{}", uuid::Uuid::new_v4().simple());
     let quiet = || {
         let mut cmd = command(&db_url, &admin, &fake.url);
