@@ -45,6 +45,7 @@ pub struct ServerConfig {
     pub port: u16,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    pub body_read_timeout_secs: u64,
     pub public_url: String,
     pub shutdown_timeout_secs: u64,
 }
@@ -127,11 +128,19 @@ impl LimitsConfig {
 pub struct UsageConfig {
     pub flush_window_ms: u64,
     pub batch_rows: usize,
+    /// Traces the writer's queue holds, counting those of requests in flight; past it, new
+    /// requests wait for room.
+    pub queue_rows: usize,
+    pub queue_wait_ms: u64,
 }
 
 impl UsageConfig {
     pub fn flush_window(&self) -> Duration {
         Duration::from_millis(self.flush_window_ms)
+    }
+
+    pub fn queue_wait(&self) -> Duration {
+        Duration::from_millis(self.queue_wait_ms)
     }
 }
 
@@ -289,6 +298,15 @@ impl Config {
         }
         if self.server.body_limit_bytes == 0 {
             bail!("invalid config at `server.body_limit_bytes`: must be positive");
+        }
+        if self.server.body_read_timeout_secs == 0 {
+            bail!("invalid config at `server.body_read_timeout_secs`: must be positive");
+        }
+        if self.usage.batch_rows == 0 {
+            bail!("invalid config at `usage.batch_rows`: must be positive");
+        }
+        if self.usage.queue_rows < self.usage.batch_rows {
+            bail!("invalid config at `usage.queue_rows`: must be at least `usage.batch_rows`");
         }
         if self.database.max_connections == 0 {
             bail!("invalid config at `database.max_connections`: must be positive");

@@ -182,11 +182,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     );
     let clock = clock::Clock::default();
     let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
-    let usage = UsageWriter::start(
-        db.clone(),
-        config.usage.flush_window(),
-        config.usage.batch_rows,
-    );
+    let usage = UsageWriter::start(db.clone(), &config.usage);
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
         .tcp_nodelay(true)

@@ -14,7 +14,7 @@ use crate::providers::sse::Usage;
 use crate::routing::{Attempt, Plan, Served};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RequestStart};
-use crate::usage::{SpanClock, TraceRecord, TraceStatus, UsageWriter};
+use crate::usage::{LedgerSlot, SpanClock, TraceRecord, TraceStatus};
 use actix_web::{HttpMessage, HttpRequest, HttpResponseBuilder};
 use std::time::Instant;
 
@@ -27,7 +27,8 @@ pub struct GateCall {
     guard: Option<ReservationGuard>,
     rate: Option<RateHeaders>,
     budget_warning: Option<String>,
-    usage: UsageWriter,
+    /// Where the trace goes when the call ends; taken before anything else happens.
+    ledger: Option<LedgerSlot>,
     health: Health,
     store_bodies: bool,
     finished: bool,
@@ -36,14 +37,16 @@ pub struct GateCall {
 }
 
 impl GateCall {
-    /// Starts the trace; the `auth` span covers everything before the handler ran.
-    pub fn begin(
+    /// Starts the trace; the `auth` span covers everything before the handler ran. Waits for
+    /// room in the ledger's queue first (503 when it stays full), so every call can be recorded.
+    pub async fn begin(
         state: &AppState,
         principal: &Principal,
         req: &HttpRequest,
         kind: &'static str,
         requested: &str,
-    ) -> GateCall {
+    ) -> Result<GateCall, ApiError> {
+        let ledger = state.usage.slot().await?;
         let extensions = req.extensions();
         let id = extensions
             .get::<RequestId>()
@@ -55,7 +58,7 @@ impl GateCall {
         let mut clock = SpanClock::new(started);
         clock.enter_at("auth", started);
         clock.enter("limits");
-        GateCall {
+        Ok(GateCall {
             trace: TraceRecord {
                 id,
                 created_at: state.clock.now(),
@@ -70,12 +73,12 @@ impl GateCall {
             guard: None,
             rate: None,
             budget_warning: None,
-            usage: state.usage.clone(),
+            ledger: Some(ledger),
             health: state.health.clone(),
             store_bodies: state.config.traces.store_bodies,
             finished: false,
             attempts: Vec::new(),
-        }
+        })
     }
 
     /// 403 `model_not_allowed` unless the token may request this model: before anything else.
@@ -219,7 +222,9 @@ impl Drop for GateCall {
         }
         self.trace.attempts = std::mem::take(&mut self.attempts);
         let trace = std::mem::replace(&mut self.trace, TraceRecord::empty());
-        self.usage.record(trace);
+        if let Some(ledger) = self.ledger.take() {
+            ledger.record(trace);
+        }
     }
 }
 

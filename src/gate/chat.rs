@@ -34,7 +34,7 @@ pub async fn chat_completions(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let request = ChatRequest::parse(&body)?;
-    let mut call = GateCall::begin(&state, &principal, &req, "chat", &request.model);
+    let mut call = GateCall::begin(&state, &principal, &req, "chat", &request.model).await?;
     call.store_request_body(&body);
     let plan = match admit(&state, &principal, &mut call, &request, body.len()).await {
         Ok(plan) => plan,

@@ -195,7 +195,7 @@ pub async fn embeddings(
             "is required: a string or an array",
         ));
     }
-    let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested);
+    let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested).await?;
     let tokens = (bytes.len() / 4) as u64 + 1;
     let json = JsonCall {
         path: "/embeddings",
@@ -218,7 +218,7 @@ pub async fn images(
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or("dall-e-2");
-    let mut call = GateCall::begin(&state, &principal, &req, "images", requested);
+    let mut call = GateCall::begin(&state, &principal, &req, "images", requested).await?;
     let json = JsonCall {
         path: "/images/generations",
         capability: "image_generation",
@@ -320,7 +320,7 @@ pub async fn speech(
         )
         .with_param("response_format"));
     };
-    let mut call = GateCall::begin(&state, &principal, &req, "speech", requested);
+    let mut call = GateCall::begin(&state, &principal, &req, "speech", requested).await?;
     let timeout = state.config.upstream.timeout();
     let routed = route_openai(
         &state,
@@ -386,7 +386,7 @@ pub async fn transcriptions(
         .find(|(k, _)| k == "model")
         .map(|(_, v)| v.clone());
     let requested = requested.ok_or_else(|| ApiError::invalid_field("model", "is required"))?;
-    let mut call = GateCall::begin(&state, &principal, &req, "transcriptions", &requested);
+    let mut call = GateCall::begin(&state, &principal, &req, "transcriptions", &requested).await?;
     let timeout = state.config.upstream.timeout();
     let routed = route_openai(
         &state,

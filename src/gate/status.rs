@@ -12,6 +12,9 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "database": if database_ok { "ok" } else { "error" },
         "redis": "disabled",
+        // Traces recorded and not yet committed: what a hard kill would lose right now.
+        "ledger_backlog": state.usage.backlog(),
+        "ledger_waiting": state.usage.waiting(),
     });
     if database_ok {
         HttpResponse::Ok().json(body)

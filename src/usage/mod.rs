@@ -1,12 +1,16 @@
 //! Usage: the trace of every gateway request (which is also the spend ledger), written by one
 //! batched writer task, and the queries behind `/traces`, `/usage` and the agent keys' `spend`.
 //!
-//! Invariants: the request path only enqueues (an unbounded channel send, never the database);
-//! the writer commits a batch every `usage.flush_window_ms` or `usage.batch_rows` rows, retrying a
-//! failed batch until it lands; `UsageWriter::flush` returns once everything enqueued before it is
-//! committed, which is how graceful shutdown loses nothing. A hard kill loses at most one window.
+//! Invariants: the request path never touches the database: a request takes a slot in the
+//! writer's bounded queue when it starts (waiting only when the ledger is behind) and enqueues its
+//! trace into it when it ends; the writer commits a batch every `usage.flush_window_ms` or
+//! `usage.batch_rows` rows, retrying a failed batch until it lands; `UsageWriter::flush` returns
+//! once everything enqueued before it is committed, which is how graceful shutdown loses nothing.
+//! A hard kill loses what is queued: one window's rows while the writer keeps up, at most
+//! `usage.queue_rows`.
 
 pub mod http;
+mod ledger;
 mod record;
 mod store;
 mod writer;
@@ -15,4 +19,4 @@ pub use record::{Span, SpanClock, TraceRecord, TraceStatus};
 pub use store::{
     IntegrationSpend, TokenSeed, load_integration_spend, load_token_seeds, token_month_by_model,
 };
-pub use writer::UsageWriter;
+pub use writer::{LedgerSlot, UsageWriter};

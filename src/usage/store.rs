@@ -1,117 +1,19 @@
-//! Trace rows and hourly token counters. The only file of this concern that touches `entity`.
+//! Reading traces and hourly token counters: start-up seeds and the reporting queries. Writing
+//! them is `ledger.rs`; these two are the only files of this concern that touch `entity`.
 
-use super::record::{TraceRecord, TraceStatus};
+use super::record::TraceStatus;
 use crate::money::Money;
 use chrono::{DateTime, Utc};
 use entity::{token_usage_hourly as hourly, trace};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
-};
-use std::collections::{BTreeMap, HashMap};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use std::collections::HashMap;
 
 /// `SUM(column)` as a `BIGINT` on both backends: PostgreSQL's `SUM(bigint)` is `NUMERIC`, which
 /// does not decode as `i64` (SQLite's is already an integer). Every sum this module reads goes
 /// through here.
 fn sum_as_bigint(column: trace::Column) -> Expr {
     Expr::cust_with_expr("CAST(SUM($1) AS BIGINT)", Expr::col(column))
-}
-
-fn row(r: &TraceRecord) -> trace::ActiveModel {
-    trace::ActiveModel {
-        id: Set(r.id.clone()),
-        created_at: Set(r.created_at),
-        brand_id: Set(r.brand_id),
-        agent_key_id: Set(r.agent_key_id),
-        request_kind: Set(r.request_kind.to_owned()),
-        requested_model: Set(r.requested_model.clone()),
-        model: Set(r.model.clone()),
-        provider: Set(r.provider.clone()),
-        integration_id: Set(r.integration_id),
-        status: Set(r.status.as_str().to_owned()),
-        http_status: Set(i32::from(r.http_status)),
-        error_code: Set(r.error_code.map(str::to_owned)),
-        latency_ms: Set(r.latency_ms as i64),
-        ttft_ms: Set(r.ttft_ms.map(|t| t as i64)),
-        streamed: Set(r.streamed),
-        prompt_tokens: Set(r.prompt_tokens as i64),
-        completion_tokens: Set(r.completion_tokens as i64),
-        cost_nanos: Set(r.cost.nanos()),
-        fallback_used: Set(r.fallback_used),
-        attempts: Set(serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into())),
-        spans: Set(serde_json::to_string(&r.spans).unwrap_or_else(|_| "[]".into())),
-        request_body: Set(r.request_body.clone()),
-        response_body: Set(r.response_body.clone()),
-    }
-}
-
-/// Largest statement: 64 rows × 24 columns stays far below SQLite's parameter limit.
-const MAX_ROWS_PER_STATEMENT: usize = 64;
-
-/// Splits into chunks of 64, 32, 16, … rows. Every distinct row count is a distinct prepared
-/// statement that the driver caches per connection; arbitrary batch sizes filled that cache
-/// with up to a hundred huge statements (over 100 MiB of RSS under load). This keeps it to seven.
-fn power_of_two_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let size = MAX_ROWS_PER_STATEMENT.min(1 << items.len().ilog2());
-        let (chunk, rest) = items.split_at(size);
-        items = rest;
-        Some(chunk)
-    })
-}
-
-/// Inserts the rows and adds their requests and cost to the hourly token counters, atomically.
-pub async fn insert_batch(db: &DatabaseConnection, batch: &[TraceRecord]) -> Result<(), DbErr> {
-    let mut counters: BTreeMap<(i32, i64), (i64, i64)> = BTreeMap::new();
-    for r in batch.iter().filter(|r| r.admitted) {
-        let Some(token) = r.agent_key_id else {
-            continue;
-        };
-        let hour = r.created_at.timestamp().div_euclid(3600) * 3600;
-        let entry = counters.entry((token, hour)).or_default();
-        entry.0 += 1;
-        entry.1 += r.cost.nanos();
-    }
-    let txn = db.begin().await?;
-    for chunk in power_of_two_chunks(batch) {
-        trace::Entity::insert_many(chunk.iter().map(row))
-            .exec(&txn)
-            .await?;
-    }
-    let counters: Vec<_> = counters.into_iter().collect();
-    let add = |column: hourly::Column, name: &str| {
-        Expr::col((hourly::Entity, column)).add(Expr::cust(format!("excluded.{name}")))
-    };
-    for chunk in power_of_two_chunks(&counters) {
-        let rows = chunk
-            .iter()
-            .map(|&((token, hour), (requests, cost))| hourly::ActiveModel {
-                agent_key_id: Set(token),
-                hour_start: Set(hour),
-                requests: Set(requests),
-                cost_nanos: Set(cost),
-            });
-        hourly::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([hourly::Column::AgentKeyId, hourly::Column::HourStart])
-                    .value(
-                        hourly::Column::Requests,
-                        add(hourly::Column::Requests, "requests"),
-                    )
-                    .value(
-                        hourly::Column::CostNanos,
-                        add(hourly::Column::CostNanos, "cost_nanos"),
-                    )
-                    .to_owned(),
-            )
-            .exec(&txn)
-            .await?;
-    }
-    txn.commit().await
 }
 
 /// What a token's budget actor starts from after a restart.
@@ -409,22 +311,4 @@ pub async fn usage_rows(
         .into_model::<UsageRow>()
         .all(db)
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn batches_split_into_a_handful_of_statement_shapes() {
-        for len in [0usize, 1, 7, 64, 65, 500, 1000] {
-            let items: Vec<usize> = (0..len).collect();
-            let sizes: Vec<usize> = super::power_of_two_chunks(&items)
-                .map(<[usize]>::len)
-                .collect();
-            assert_eq!(sizes.iter().sum::<usize>(), len);
-            assert!(
-                sizes.iter().all(|s| s.is_power_of_two() && *s <= 64),
-                "{len}: {sizes:?}"
-            );
-        }
-    }
 }

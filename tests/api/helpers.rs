@@ -457,3 +457,19 @@ pub async fn reply(response: reqwest::Response) -> Reply {
         body,
     }
 }
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
+pub async fn eventually(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

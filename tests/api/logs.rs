@@ -451,7 +451,7 @@ async fn exercise_oauth(
     let (status, _) = go(callback.expect("back to the gateway")).await;
     assert_eq!(status, StatusCode::OK, "signed in");
     let refreshed = async || oauth.refresh_calls() >= 2;
-    crate::oauth::eventually("two refreshes", Duration::from_secs(10), refreshed).await;
+    crate::helpers::eventually("two refreshes", Duration::from_secs(10), refreshed).await;
     oauth.refuse_refresh(true);
     let reauth = sink.wait_for(2, Duration::from_secs(15)).await;
     let reauth_token = crate::invites::link_token(&reauth, "http://gateway.test/reauth/");

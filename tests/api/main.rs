@@ -15,6 +15,7 @@ mod fake_oauth;
 mod fake_provider;
 mod helpers;
 mod invites;
+mod ledger;
 mod logs;
 mod media;
 mod oauth;

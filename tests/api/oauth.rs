@@ -3,7 +3,7 @@
 //! key and emails a re-auth link whose sign-in repairs the same key in place.
 
 use crate::fake_oauth::FakeOAuth;
-use crate::helpers::{TestApp, TestDb};
+use crate::helpers::{TestApp, TestDb, eventually};
 use crate::invites::{invite, link_token, mailing_app, page, token_in};
 use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
@@ -89,18 +89,6 @@ async fn get_page(url: &str) -> (StatusCode, String) {
 
 async fn integrations(app: &TestApp, credential: &str) -> Value {
     app.get("/api/v1/integrations", Some(credential)).await.body
-}
-
-/// Polls `check` every 50 ms until it holds; panics naming `what` after `within`.
-pub async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Moves the clock 58 minutes on, into the margin before the first hour-long token expires, and

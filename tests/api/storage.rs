@@ -95,7 +95,13 @@ async fn migrations_roll_down_and_up_again_on_both_backends() {
 }
 
 /// Every read endpoint of a brand that has spent money, as the operator would check it.
-async fn read_every_endpoint(app: &TestApp, credential: &str, token: &str, token_id: i64, key: i64) {
+async fn read_every_endpoint(
+    app: &TestApp,
+    credential: &str,
+    token: &str,
+    token_id: i64,
+    key: i64,
+) {
     app.state.usage.flush().await;
     let traces = app.get("/api/v1/traces", Some(credential)).await;
     assert_eq!(traces.status, StatusCode::OK, "{}", traces.body);
@@ -132,7 +138,10 @@ async fn after_priced_traffic_a_restart_reads_every_endpoint_and_revokes_a_used_
         .add_key(&credential, "openai", "sk-openai-restart", json!({}))
         .await;
     let (token, agent_key) = app
-        .mint_token(&credential, json!({ "name": "agent", "monthly_budget_usd": 5 }))
+        .mint_token(
+            &credential,
+            json!({ "name": "agent", "monthly_budget_usd": 5 }),
+        )
         .await;
     let token_id = agent_key["id"].as_i64().expect("id");
     for _ in 0..3 {
@@ -153,10 +162,14 @@ async fn after_priced_traffic_a_restart_reads_every_endpoint_and_revokes_a_used_
         .await
         .body;
     assert!(
-        vault_key["integration"]["spend_month"].as_f64().is_some_and(|s| s > 0.0),
+        vault_key["integration"]["spend_month"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
         "key spend rebuilt from the ledger: {vault_key}"
     );
-    let patched = app.patch(&path, Some(&credential), json!({ "rpm": 7 })).await;
+    let patched = app
+        .patch(&path, Some(&credential), json!({ "rpm": 7 }))
+        .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     let revoked = app.delete(&path, Some(&credential)).await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);

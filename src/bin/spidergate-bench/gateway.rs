@@ -11,6 +11,14 @@ use std::time::Duration;
 /// Linux's `USER_HZ`: /proc reports CPU time in these ticks.
 const TICKS_PER_SEC: u64 = 100;
 
+/// What the trace writer still held when a case's load stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerLag {
+    pub queued: u64,
+    /// Until the backlog read zero (at most one poll, 5 ms, late; zero-ish when nothing queued).
+    pub drain: Duration,
+}
+
 pub struct Gateway {
     child: Child,
     pub base: String,
@@ -39,8 +47,12 @@ impl Gateway {
             }
         };
         let admin = format!("bench-admin-{}", std::process::id());
+        // The bench's own `SPIDERGATE_*` variables reach the gateway (to measure a setting);
+        // the ones set below win.
+        let passed_on = std::env::vars().filter(|(name, _)| name.starts_with("SPIDERGATE_"));
         let mut child = Command::new(&bin)
             .env_clear()
+            .envs(passed_on)
             .env("RUST_LOG", "warn,spidergate=info")
             .env("SPIDERGATE_DATABASE__URL", &db_url)
             .env("SPIDERGATE_SERVER__PORT", "0")
@@ -122,6 +134,39 @@ impl Gateway {
             }
         }
         Ok(())
+    }
+
+    /// Traces the gateway has queued and not yet committed (`ledger_backlog` of `GET /health`).
+    pub async fn ledger_backlog(&self) -> anyhow::Result<u64> {
+        let health: Value = self
+            .client
+            .get(format!("{}/health", self.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        health["ledger_backlog"]
+            .as_u64()
+            .context("`ledger_backlog` in /health")
+    }
+
+    /// The backlog right after a case, and how long the writer then took to commit all of it.
+    pub async fn ledger_lag(&self) -> anyhow::Result<LedgerLag> {
+        let started = std::time::Instant::now();
+        let queued = self.ledger_backlog().await?;
+        let mut left = queued;
+        while left > 0 {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "the ledger did not drain in 120 s ({left} rows left)"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            left = self.ledger_backlog().await?;
+        }
+        Ok(LedgerLag {
+            queued,
+            drain: started.elapsed(),
+        })
     }
 
     /// The process's user + system CPU time so far.

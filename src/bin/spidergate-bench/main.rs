@@ -4,7 +4,9 @@
 //! database, provisions a brand, a vault key pointing at the fake and a PAT with room to spare,
 //! then drives closed-loop keep-alive load at each concurrency: first straight at the fake, then
 //! through the gateway, for chat, a 9-chunk stream and embeddings. Prints a table (and JSON with
-//! `--json`), then stops the gateway with SIGTERM and checks the ledger holds one row per success.
+//! `--json`) with the ledger's lag after each case (traces still queued when the load stopped and
+//! how long they took to commit), then stops the gateway with SIGTERM and checks the ledger holds
+//! one row per success.
 
 mod fake;
 mod gateway;
@@ -92,6 +94,7 @@ async fn run(args: Args, fake: String) -> anyhow::Result<()> {
             )
             .await;
             let cpu = gateway.cpu_time()?.saturating_sub(cpu_before);
+            let lag = gateway.ledger_lag().await?;
             results.push(report::Case::new(
                 kind,
                 concurrency,
@@ -99,6 +102,7 @@ async fn run(args: Args, fake: String) -> anyhow::Result<()> {
                 through,
                 cpu,
                 gateway.peak_rss_kib()?,
+                lag,
             ));
             eprintln!("  done: {} at concurrency {concurrency}", kind.name());
         }

@@ -1,5 +1,6 @@
 //! Turning outcomes into the table and the JSON.
 
+use crate::gateway::LedgerLag;
 use crate::load::{Kind, Outcome};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub struct Case {
     /// Gateway CPU time per successful request, ms.
     pub cpu_ms_per_request: f64,
     pub peak_rss_mib: f64,
+    pub ledger: LedgerLag,
 }
 
 impl Case {
@@ -62,6 +64,7 @@ impl Case {
         gateway: Outcome,
         cpu: Duration,
         rss_kib: u64,
+        ledger: LedgerLag,
     ) -> Case {
         let gateway = Stats::of(gateway);
         let cpu_ms_per_request = cpu.as_secs_f64() * 1000.0 / gateway.ok.max(1) as f64;
@@ -72,13 +75,14 @@ impl Case {
             gateway,
             cpu_ms_per_request,
             peak_rss_mib: rss_kib as f64 / 1024.0,
+            ledger,
         }
     }
 }
 
 pub fn print(cases: &[Case], successes: u64, rows: u64) {
     println!(
-        "{:<11} {:>5} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>8} {:>7} | {:>6}",
+        "{:<11} {:>5} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>8} {:>7} | {:>6} | {:>7} {:>8}",
         "case",
         "conc",
         "raw rps",
@@ -92,11 +96,13 @@ pub fn print(cases: &[Case], successes: u64, rows: u64) {
         "+ttfb ms",
         "cpu/req",
         "rss MiB",
-        "errors"
+        "errors",
+        "queued",
+        "drain ms"
     );
     for c in cases {
         println!(
-            "{:<11} {:>5} | {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>9.3} {:>9.3} {:>9.3} | {:>8.4} {:>7.1} | {:>6}",
+            "{:<11} {:>5} | {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>9.3} {:>9.3} {:>9.3} | {:>8.4} {:>7.1} | {:>6} | {:>7} {:>8.1}",
             c.kind.name(),
             c.concurrency,
             c.direct.rps,
@@ -111,6 +117,8 @@ pub fn print(cases: &[Case], successes: u64, rows: u64) {
             c.cpu_ms_per_request,
             c.peak_rss_mib,
             c.gateway.errors + c.direct.errors,
+            c.ledger.queued,
+            c.ledger.drain.as_secs_f64() * 1000.0,
         );
     }
     println!(
@@ -137,6 +145,8 @@ pub fn json(cases: &[Case], successes: u64, rows: u64) -> Value {
                 "added_ttfb_p50_ms": c.gateway.ttfb_p50_ms - c.direct.ttfb_p50_ms,
                 "gateway_cpu_ms_per_request": c.cpu_ms_per_request,
                 "gateway_peak_rss_mib": c.peak_rss_mib,
+                "ledger_queued_at_end": c.ledger.queued,
+                "ledger_drain_ms": c.ledger.drain.as_secs_f64() * 1000.0,
             })
         })
         .collect();
