@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::catalog::Model;
 use crate::error::{ApiError, RateHeaders};
 use crate::health::Health;
-use crate::limits::{self, ReservationGuard};
+use crate::limits::{self, Estimate, Grant, ReservationGuard};
 use crate::money::Money;
 use crate::providers::sse::Usage;
 use crate::routing::{Attempt, Plan, Served};
@@ -25,6 +25,8 @@ pub struct GateCall {
     trace: TraceRecord,
     clock: Option<SpanClock>,
     guard: Option<ReservationGuard>,
+    /// What a hard budget holds for this call (zero otherwise): a provider billing more is warned of.
+    held: Money,
     rate: Option<RateHeaders>,
     budget_warning: Option<String>,
     /// Where the trace goes when the call ends; taken before anything else happens.
@@ -71,6 +73,7 @@ impl GateCall {
             },
             clock: Some(clock),
             guard: None,
+            held: Money::ZERO,
             rate: None,
             budget_warning: None,
             ledger: Some(ledger),
@@ -90,13 +93,15 @@ impl GateCall {
         )
     }
 
-    /// RPM/RPD and the budget hold for `estimate`. Nothing reaches a provider unless this succeeds.
+    /// RPM/RPD and the budget hold for `estimate`. Nothing reaches a provider unless this
+    /// succeeds. Returns the grant: under a hard budget, the completion limit of each candidate.
     pub async fn admit(
         &mut self,
         state: &AppState,
         principal: &Principal,
-        estimate: Money,
-    ) -> Result<(), ApiError> {
+        estimate: &Estimate,
+    ) -> Result<Grant, ApiError> {
+        let mut grant = Grant::default();
         if let Some(token) = principal.token.as_deref() {
             let (admission, guard) = state
                 .budgets
@@ -107,10 +112,14 @@ impl GateCall {
                 .budget_warning
                 .map(|(spent, cap)| format!("{:.2}/{:.2}", spent.as_usd(), cap.as_usd()));
             self.guard = Some(guard);
+            if token.limits.hard_budget && token.limits.monthly_budget.is_some() {
+                self.held = admission.grant.hold;
+            }
+            grant = admission.grant;
         }
         self.trace.admitted = true;
         self.enter("route");
-        Ok(())
+        Ok(grant)
     }
 
     /// Opens the next span (`route`, `upstream`, `tracking`).
@@ -168,6 +177,16 @@ impl GateCall {
         self.trace.completion_tokens = usage.completion_tokens;
         self.trace.cost = cost;
         if let Some(guard) = self.guard.take() {
+            if self.held > Money::ZERO && cost > self.held {
+                tracing::warn!(
+                    provider = %model.provider,
+                    model = %model.id,
+                    billed_usd = cost.as_usd(),
+                    held_usd = self.held.as_usd(),
+                    "a provider reported more usage than the hard budget held; charged in full, \
+                     the token is refused until its spend is under the cap again"
+                );
+            }
             guard.settle(cost);
         }
         if let (Some(provider), Some(id)) =

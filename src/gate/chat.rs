@@ -6,6 +6,7 @@ use super::request::ChatRequest;
 use super::stream;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
+use crate::limits::{CandidatePrice, Estimate};
 use crate::money::Money;
 use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
@@ -70,7 +71,7 @@ async fn admit(
         .token
         .as_ref()
         .is_some_and(|t| t.limits.free_models_only);
-    let plan = routing::plan(
+    let mut plan = routing::plan(
         &state.catalog.load(),
         &state.vault.snapshot(),
         &state.health,
@@ -78,30 +79,31 @@ async fn admit(
         &request.model,
         free_only,
     )?;
-    call.admit(
-        state,
-        principal,
-        worst_case(&plan, request.max_tokens, body_len),
-    )
-    .await?;
+    let grant = call
+        .admit(state, principal, &worst_case(&plan, request, body_len))
+        .await?;
+    plan.limit_completions(&grant.completion_limits);
     Ok(plan)
 }
 
-/// The most this request can cost on any model of the plan: its prompt (estimated at 4 bytes a
-/// token, which over-counts JSON) at the input price plus `max_tokens` (or the model's maximum
-/// output) at the output price.
-pub fn worst_case(plan: &Plan, max_tokens: Option<u64>, body_len: usize) -> Money {
-    let prompt = (body_len / 4) as u64 + 16;
-    plan.candidates
+/// The most this request can cost on each model of the plan: its prompt bound at the input
+/// price plus the completion limit (the client's, at most the model's maximum output) at the
+/// output price. A hard budget lowers the completion limit to what it can pay for.
+fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
+    let prompt = request.prompt_bound(body_len);
+    let prices = plan
+        .candidates
         .iter()
         .map(|c| {
-            c.model.cost(
-                prompt,
-                max_tokens.unwrap_or(u64::from(c.model.max_output_tokens)),
-            )
+            let model_max = u64::from(c.model.max_output_tokens);
+            CandidatePrice {
+                prompt: c.model.cost(prompt, 0),
+                nanos_per_output_token: c.model.output_per_mtok * 1000.0,
+                max_output: request.max_tokens.map_or(model_max, |m| m.min(model_max)),
+            }
         })
-        .max()
-        .unwrap_or(Money::ZERO)
+        .collect();
+    Estimate::Chat(prices)
 }
 
 async fn complete_chat(
@@ -122,7 +124,7 @@ async fn complete_chat(
             complete(
                 state.http.clone(),
                 endpoint,
-                request.upstream_body(&model),
+                request.upstream_body(&model, plan.completion_limit(&model.id)),
                 timeout,
             )
         },

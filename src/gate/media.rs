@@ -4,10 +4,12 @@
 //! but only to OpenAI, and answer 503 `no_openai_key` when no OpenAI key is usable.
 
 use super::call::GateCall;
+use super::fields;
 use crate::auth::Principal;
 use crate::catalog::{Catalog, Model};
 use crate::error::{ApiError, ErrorCode};
 use crate::json;
+use crate::limits::Estimate;
 use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::routing::{self, Served};
@@ -102,7 +104,8 @@ where
         .map(|c| c.model.cost(estimate_tokens, 0))
         .max()
         .unwrap_or_default();
-    call.admit(state, principal, estimate).await?;
+    call.admit(state, principal, &Estimate::Fixed(estimate))
+        .await?;
     call.enter("upstream");
     let served = routing::call_with_fallback(
         state,
@@ -195,8 +198,10 @@ pub async fn embeddings(
             "is required: a string or an array",
         ));
     }
+    fields::check_map(&body, fields::EMBEDDINGS)?;
     let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested).await?;
-    let tokens = (bytes.len() / 4) as u64 + 1;
+    // At most one token per byte of the body: the hold is an upper bound, not an average.
+    let tokens = bytes.len() as u64;
     let json = JsonCall {
         path: "/embeddings",
         capability: "embeddings",
@@ -214,6 +219,7 @@ pub async fn images(
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
     required_str(&body, "prompt", 4000)?;
+    fields::check_map(&body, fields::IMAGES)?;
     let requested = body
         .get("model")
         .and_then(Value::as_str)

@@ -5,6 +5,7 @@
 
 mod call;
 pub mod chat;
+mod fields;
 pub mod media;
 pub mod models;
 mod raw;

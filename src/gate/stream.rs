@@ -50,7 +50,7 @@ pub async fn chat_stream(
             open(
                 state.http.clone(),
                 endpoint,
-                request.upstream_body(&model),
+                request.upstream_body(&model, plan.completion_limit(&model.id)),
                 timeout,
             )
         },

@@ -1,6 +1,7 @@
 //! `BudgetActor`: one per agent token; the only writer of that token's `TokenBudget`.
 
 use super::budget::{Admission, LimitError, Limits, TokenBudget};
+use super::hold::Estimate;
 use crate::money::Money;
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
@@ -10,12 +11,13 @@ use std::time::{Duration, Instant};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
-/// Checks RPM/RPD and the budget, counts the request and holds `estimate`: one atomic step.
+/// Checks RPM/RPD and the budget, counts the request and holds what the budget grants of
+/// `estimate`: one atomic step.
 #[derive(Message)]
 #[rtype(result = "Result<Admission, LimitError>")]
 pub struct Reserve {
     pub limits: Limits,
-    pub estimate: Money,
+    pub estimate: Estimate,
     pub now: DateTime<Utc>,
 }
 
@@ -113,7 +115,8 @@ impl Handler<Reserve> for BudgetActor {
 
     fn handle(&mut self, msg: Reserve, _: &mut Context<Self>) -> Self::Result {
         let ttl = self.hold_ttl;
-        self.budget().admit(&msg.limits, msg.estimate, msg.now, ttl)
+        self.budget()
+            .admit(&msg.limits, &msg.estimate, msg.now, ttl)
     }
 }
 

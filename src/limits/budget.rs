@@ -1,5 +1,6 @@
 //! `TokenBudget`: one token's windows, spend and holds, as a pure state machine.
 
+use super::hold::{Estimate, Grant};
 use super::period::BudgetPeriod;
 use super::window::SlidingWindow;
 use crate::error::{ApiError, ErrorCode, RateHeaders};
@@ -28,7 +29,7 @@ pub enum LimitError {
     #[error("daily limit of {limit} requests reached")]
     PerDay { limit: u32, retry_after: Duration },
     #[error(
-        "monthly budget exhausted: ${spent:.4} spent (plus ${held:.4} held by requests in flight) of a ${cap:.2} hard cap; this request could cost up to ${estimate:.4}"
+        "monthly budget exhausted: ${spent:.4} spent (plus ${held:.4} held by requests in flight) of a ${cap:.2} hard cap; this request costs at least ${estimate:.4}"
     )]
     BudgetExhausted {
         spent: f64,
@@ -72,6 +73,8 @@ pub struct Admission {
     pub rate: Option<RateHeaders>,
     /// `(spent, cap)` when a soft budget is at 80 % or more.
     pub budget_warning: Option<(Money, Money)>,
+    /// What is held, and the completion limits a hard budget imposes.
+    pub grant: Grant,
 }
 
 #[derive(Debug)]
@@ -111,11 +114,12 @@ impl TokenBudget {
         Money::from_nanos(self.holds.values().map(|h| h.amount.nanos()).sum())
     }
 
-    /// Checks the windows, then the budget, and if all pass counts the request and holds `estimate`.
+    /// Checks the windows, then the budget, and if all pass counts the request and holds what
+    /// the budget grants of `estimate` (under a hard cap: only what the room left can pay for).
     pub fn admit(
         &mut self,
         limits: &Limits,
-        estimate: Money,
+        estimate: &Estimate,
         now: DateTime<Utc>,
         hold_ttl: Duration,
     ) -> Result<Admission, LimitError> {
@@ -138,18 +142,17 @@ impl TokenBudget {
             });
         }
         let held = self.held();
-        if let Some(cap) = limits.monthly_budget
-            && limits.hard_budget
-            && self.spent.nanos() + held.nanos() + estimate.nanos() > cap.nanos()
-        {
+        let hard_cap = limits.monthly_budget.filter(|_| limits.hard_budget);
+        let room = hard_cap.map(|cap| cap.nanos() - self.spent.nanos() - held.nanos());
+        let Some(grant) = estimate.grant(room) else {
             let usd = Money::as_usd;
             return Err(LimitError::BudgetExhausted {
                 spent: usd(self.spent),
                 held: usd(held),
-                cap: usd(cap),
-                estimate: usd(estimate),
+                cap: hard_cap.map_or(0.0, usd),
+                estimate: usd(estimate.minimum()),
             });
-        }
+        };
         self.minute.record(now_ms, 1);
         self.day.record(now_ms, 1);
         let hold_id = self.next_hold;
@@ -158,8 +161,8 @@ impl TokenBudget {
         self.holds.insert(
             hold_id,
             Hold {
-                amount: if limits.hard_budget {
-                    estimate
+                amount: if hard_cap.is_some() {
+                    grant.hold
                 } else {
                     Money::ZERO
                 },
@@ -170,6 +173,7 @@ impl TokenBudget {
             hold_id,
             rate: self.rate_view(limits, now_ms),
             budget_warning: self.warning(limits),
+            grant,
         })
     }
 
@@ -283,18 +287,22 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(600);
 
+    fn fixed(cost: Money) -> Estimate {
+        Estimate::Fixed(cost)
+    }
+
     #[test]
     fn holds_count_against_a_hard_cap_until_settled_or_released() {
         let (mut b, l) = (budget(), limits(None, Some(1.0), true));
         let usd = |v| Money::from_usd(v).expect("usd");
-        let first = b.admit(&l, usd(0.6), now(), TTL).expect("fits");
+        let first = b.admit(&l, &fixed(usd(0.6)), now(), TTL).expect("fits");
         let err = b
-            .admit(&l, usd(0.6), now(), TTL)
+            .admit(&l, &fixed(usd(0.6)), now(), TTL)
             .expect_err("0.6 held + 0.6 > 1.0");
         assert!(matches!(err, LimitError::BudgetExhausted { .. }));
         b.settle(first.hold_id, usd(0.1));
         let second = b
-            .admit(&l, usd(0.6), now(), TTL)
+            .admit(&l, &fixed(usd(0.6)), now(), TTL)
             .expect("0.1 spent + 0.6 fits");
         b.release(second.hold_id);
         assert_eq!(b.spent(now(), None), usd(0.1));
@@ -303,8 +311,8 @@ mod tests {
     #[test]
     fn rpm_is_exact_and_tells_when_to_retry() {
         let (mut b, l) = (budget(), limits(Some(2), None, true));
-        b.admit(&l, Money::ZERO, now(), TTL).expect("1");
-        let second = b.admit(&l, Money::ZERO, now(), TTL).expect("2");
+        b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("1");
+        let second = b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("2");
         assert_eq!(
             second.rate,
             Some(RateHeaders {
@@ -314,7 +322,12 @@ mod tests {
             })
         );
         let err = b
-            .admit(&l, Money::ZERO, now() + chrono::Duration::seconds(10), TTL)
+            .admit(
+                &l,
+                &fixed(Money::ZERO),
+                now() + chrono::Duration::seconds(10),
+                TTL,
+            )
             .expect_err("3rd");
         assert_eq!(
             err,
@@ -324,25 +337,30 @@ mod tests {
             }
         );
         assert!(
-            b.admit(&l, Money::ZERO, now() + chrono::Duration::seconds(60), TTL)
-                .is_ok()
+            b.admit(
+                &l,
+                &fixed(Money::ZERO),
+                now() + chrono::Duration::seconds(60),
+                TTL
+            )
+            .is_ok()
         );
     }
 
     #[test]
     fn soft_budgets_pass_with_a_warning_from_80_percent() {
         let (mut b, l) = (budget(), limits(None, Some(10.0), false));
-        let a = b.admit(&l, Money::ZERO, now(), TTL).expect("ok");
+        let a = b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("ok");
         b.settle(a.hold_id, Money::from_usd(7.9).expect("usd"));
         assert_eq!(
-            b.admit(&l, Money::ZERO, now(), TTL)
+            b.admit(&l, &fixed(Money::ZERO), now(), TTL)
                 .expect("ok")
                 .budget_warning,
             None
         );
         b.settle(2, Money::from_usd(4.0).expect("usd"));
         let warned = b
-            .admit(&l, Money::ZERO, now(), TTL)
+            .admit(&l, &fixed(Money::ZERO), now(), TTL)
             .expect("soft never blocks");
         assert_eq!(warned.budget_warning.map(|(s, _)| s.as_usd()), Some(11.9));
     }
@@ -351,16 +369,21 @@ mod tests {
     fn a_new_month_starts_from_zero_and_stale_holds_expire() {
         let (mut b, l) = (budget(), limits(None, Some(1.0), true));
         let a = b
-            .admit(&l, Money::from_usd(0.9).expect("usd"), now(), TTL)
+            .admit(&l, &fixed(Money::from_usd(0.9).expect("usd")), now(), TTL)
             .expect("fits");
         b.settle(a.hold_id, Money::from_usd(0.9).expect("usd"));
-        b.admit(&l, Money::from_usd(0.05).expect("usd"), now(), TTL)
+        b.admit(&l, &fixed(Money::from_usd(0.05).expect("usd")), now(), TTL)
             .expect("fits");
         assert_eq!(b.expire(now() + chrono::Duration::seconds(601)), 1);
         let december: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().expect("time");
         assert!(
-            b.admit(&l, Money::from_usd(0.9).expect("usd"), december, TTL)
-                .is_ok()
+            b.admit(
+                &l,
+                &fixed(Money::from_usd(0.9).expect("usd")),
+                december,
+                TTL
+            )
+            .is_ok()
         );
     }
 }

@@ -2,6 +2,7 @@
 
 use super::actor::{BudgetActor, Peek, Release, Reserve, Settle};
 use super::budget::{Admission, Limits, TokenBudget};
+use super::hold::Estimate;
 use super::period::BudgetPeriod;
 use crate::auth::TokenEntry;
 use crate::error::ApiError;
@@ -83,11 +84,12 @@ impl Budgets {
         }
     }
 
-    /// Checks the token's windows and budget and holds `estimate` (429/402 on refusal).
+    /// Checks the token's windows and budget and holds what it grants of `estimate` (429/402 on
+    /// refusal).
     pub async fn reserve(
         &self,
         token: &TokenEntry,
-        estimate: Money,
+        estimate: &Estimate,
         now: DateTime<Utc>,
     ) -> Result<(Admission, ReservationGuard), ApiError> {
         let limits = limits_of(token);
@@ -97,7 +99,7 @@ impl Budgets {
             match actor
                 .send(Reserve {
                     limits,
-                    estimate,
+                    estimate: estimate.clone(),
                     now,
                 })
                 .await

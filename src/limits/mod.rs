@@ -12,10 +12,12 @@ mod actor;
 mod allow;
 mod budget;
 mod handle;
+mod hold;
 mod period;
 mod window;
 
 pub use allow::check_model;
 pub use budget::{Admission, LimitError};
 pub use handle::{Budgets, ReservationGuard};
+pub use hold::{CandidatePrice, Estimate, Grant};
 pub use period::BudgetPeriod;

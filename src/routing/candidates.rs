@@ -10,6 +10,8 @@ use crate::vault::VaultSnapshot;
 pub struct Candidate {
     pub model: Model,
     pub keys: Vec<SlotRequest>,
+    /// The completion limit this model is sent when a hard budget caps it (else the client's).
+    pub completion_limit: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -19,6 +21,30 @@ pub struct Plan {
     /// The chain's first choice; serving anything else is a fallback.
     pub first_choice: String,
     pub candidates: Vec<Candidate>,
+}
+
+impl Plan {
+    /// Applies a hard budget's completion limits, one per candidate in order; a candidate the
+    /// budget cannot pay for even one token of (0) leaves the chain.
+    pub fn limit_completions(&mut self, limits: &[u64]) {
+        if limits.len() != self.candidates.len() {
+            return;
+        }
+        let mut limits = limits.iter();
+        self.candidates.retain_mut(|candidate| {
+            let limit = limits.next().copied().unwrap_or(0);
+            candidate.completion_limit = Some(limit);
+            limit > 0
+        });
+    }
+
+    /// The completion limit `model_id` is sent (`None`: the client's own, unchanged).
+    pub fn completion_limit(&self, model_id: &str) -> Option<u64> {
+        self.candidates
+            .iter()
+            .find(|c| c.model.id == model_id)
+            .and_then(|c| c.completion_limit)
+    }
 }
 
 /// Resolves `requested` (a model id or an alias) for `brand_id`; 404 `model_not_found` if unknown.
@@ -81,6 +107,7 @@ pub fn plan_models(
                 Candidate {
                     model: model.clone(),
                     keys,
+                    completion_limit: None,
                 },
             )
         })

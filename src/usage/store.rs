@@ -5,7 +5,7 @@ use super::record::TraceStatus;
 use crate::money::Money;
 use chrono::{DateTime, Utc};
 use entity::{token_usage_hourly as hourly, trace};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use std::collections::HashMap;
 
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 /// does not decode as `i64` (SQLite's is already an integer). Every sum this module reads goes
 /// through here.
 fn sum_as_bigint(column: trace::Column) -> Expr {
-    Expr::cust_with_expr("CAST(SUM($1) AS BIGINT)", Expr::col(column))
+    Func::cast_as(Func::sum(Expr::col(column)), "BIGINT").into()
 }
 
 /// What a token's budget actor starts from after a restart.
@@ -311,4 +311,27 @@ pub async fn usage_rows(
         .into_model::<UsageRow>()
         .all(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DbBackend, EntityTrait, QuerySelect, QueryTrait};
+
+    #[test]
+    fn sums_are_cast_to_bigint_on_both_backends() {
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let sql = entity::trace::Entity::find()
+                .select_only()
+                .column_as(
+                    super::sum_as_bigint(entity::trace::Column::CostNanos),
+                    "cost",
+                )
+                .build(backend)
+                .to_string();
+            assert!(
+                sql.contains(r#"CAST(SUM("cost_nanos") AS BIGINT)"#),
+                "{backend:?}: {sql}"
+            );
+        }
+    }
 }

@@ -28,6 +28,13 @@ pub enum Behaviour {
     DieMidStream,
     /// Streams a chunk every 20 ms for 10 s; records when the stream is dropped.
     SlowStream,
+    /// A normal chat answer reporting this usage: `prompt_tokens` (`None`: the bytes of the
+    /// messages it was sent, an honest count) and `completion_tokens` (`None`: the completion
+    /// limit it was sent, the most an honest provider generates).
+    Reports {
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +198,22 @@ async fn serve(
                 .streaming(chunks)
         }
         Behaviour::SlowStream => slow_stream(probe.into_inner(), json_body),
+        Behaviour::Reports {
+            prompt_tokens,
+            completion_tokens,
+        } => {
+            let prompt = prompt_tokens.unwrap_or(json_body["messages"].to_string().len() as u64);
+            let sent_limit = json_body["max_completion_tokens"]
+                .as_u64()
+                .or(json_body["max_tokens"].as_u64())
+                .unwrap_or(4096);
+            let completion = completion_tokens.unwrap_or(sent_limit);
+            HttpResponse::Ok().json(json!({
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": json_body["model"],
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": "counted" }, "finish_reason": "length" }],
+                "usage": { "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion }
+            }))
+        }
     }
 }
 

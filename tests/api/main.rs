@@ -13,6 +13,7 @@ mod catalog;
 mod chat;
 mod fake_oauth;
 mod fake_provider;
+mod hard_budget;
 mod helpers;
 mod invites;
 mod ledger;

@@ -144,14 +144,22 @@ async fn after_priced_traffic_a_restart_reads_every_endpoint_and_revokes_a_used_
         )
         .await;
     let token_id = agent_key["id"].as_i64().expect("id");
+    let mut charged = 0.0;
     for _ in 0..3 {
         let reply = app.chat(&token, "gpt-4o-mini").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        charged += reply.body["spidergate_metadata"]["cost_usd"]
+            .as_f64()
+            .expect("cost");
     }
     read_every_endpoint(&app, &credential, &token, token_id, key).await;
     let path = format!("/api/v1/agent-keys/{token_id}");
     let spent = app.get(&path, Some(&credential)).await.body["spend"]["month_usd"].clone();
-    assert!(spent.as_f64().is_some_and(|s| s > 0.0), "priced: {spent}");
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(
+        charged > 0.0 && spent.as_f64().is_some_and(|s| near(s, charged)),
+        "the ledger's sum {spent} is what the replies charged, {charged}"
+    );
 
     let app = app.restart().await;
     read_every_endpoint(&app, &credential, &token, token_id, key).await;
