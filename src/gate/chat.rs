@@ -9,13 +9,14 @@ use crate::error::{ApiError, ErrorCode};
 use crate::limits::{CandidatePrice, Estimate};
 use crate::money::Money;
 use crate::providers::sse::Usage;
-use crate::providers::{Endpoint, ErrorKind, ProviderError};
+use crate::providers::{Endpoint, ProviderError};
 use crate::routing::{self, Plan, Served};
 use crate::state::AppState;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use reqwest::Method;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -163,13 +164,15 @@ async fn complete(
         .bytes()
         .await
         .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
-    RawObject::parse(&bytes).map_err(|_| {
-        ProviderError::new(
-            ErrorKind::Decode,
-            None,
-            "upstream answered 2xx with a body that is not a JSON object",
-        )
-    })
+    let answer = RawObject::parse(&bytes)
+        .map_err(|_| ProviderError::malformed("with a body that is not a JSON object"))?;
+    if let Some(error) = answer.raw("error").filter(|e| *e != "null") {
+        return Err(endpoint.scrub(ProviderError::in_band(error)));
+    }
+    match answer.get::<Vec<IgnoredAny>>("choices") {
+        Some(Ok(choices)) if !choices.is_empty() => Ok(answer),
+        _ => Err(ProviderError::malformed("without `choices`")),
+    }
 }
 
 /// The upstream answer with the gateway's model id, `spidergate_metadata`, and the route trace;

@@ -145,43 +145,45 @@ fn with_model(body: &Map<String, Value>, model: &Model) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
-/// POSTs JSON and returns the upstream response once its head arrived.
+/// POSTs JSON and reads the whole answer within `timeout` (head and body alike). A 2xx that is
+/// not JSON, carries `{"error": …}` or lacks `data` is a failed attempt of the key, so the next
+/// key or model is tried.
 async fn post_json(
     http: reqwest::Client,
     endpoint: Endpoint,
     path: &'static str,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<reqwest::Response, ProviderError> {
+) -> Result<Value, ProviderError> {
     let request = endpoint
         .request(&http, Method::POST, path)
         .header(CONTENT_TYPE.as_str(), "application/json")
+        .timeout(timeout)
         .body(body);
-    endpoint.send(request, Some(timeout)).await
-}
-
-/// Reads a JSON answer fully and puts the gateway's model id in it.
-async fn json_answer(served: Served<reqwest::Response>) -> Result<(Model, Value), ApiError> {
-    let bytes = served
-        .value
+    let bytes = endpoint
+        .send(request, None)
+        .await?
         .bytes()
         .await
-        .map_err(|e| upstream_failed(ProviderError::from_reqwest(e)))?;
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(|_| {
-        upstream_failed(ProviderError::new(
-            ErrorKind::Decode,
-            None,
-            "upstream answered with a body that is not JSON",
-        ))
-    })?;
+        .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| ProviderError::malformed("with a body that is not JSON"))?;
+    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+        return Err(endpoint.scrub(ProviderError::in_band(&error.to_string())));
+    }
+    if !value.get("data").is_some_and(Value::is_array) {
+        return Err(ProviderError::malformed("without `data`"));
+    }
+    Ok(value)
+}
+
+/// Puts the gateway's model id in a JSON answer.
+fn json_answer(served: Served<Value>) -> (Model, Value) {
+    let mut value = served.value;
     if value.get("model").is_some() {
         value["model"] = Value::String(served.model.id.clone());
     }
-    Ok((served.model, value))
-}
-
-fn upstream_failed(err: ProviderError) -> ApiError {
-    ApiError::new(ErrorCode::UpstreamError, err.message)
+    (served.model, value)
 }
 
 pub async fn embeddings(
@@ -269,11 +271,7 @@ impl JsonCall {
             },
         )
         .await;
-        let answer = match routed {
-            Ok(served) => json_answer(served).await,
-            Err(err) => Err(err),
-        };
-        finish_json(call, answer)
+        finish_json(call, routed.map(json_answer))
     }
 }
 
@@ -336,13 +334,12 @@ pub async fn speech(
         false,
         input_chars,
         |endpoint, model| {
-            post_json(
-                state.http.clone(),
-                endpoint,
-                "/audio/speech",
-                with_model(&body, &model),
-                timeout,
-            )
+            let request = endpoint
+                .request(&state.http, Method::POST, "/audio/speech")
+                .header(CONTENT_TYPE.as_str(), "application/json")
+                .body(with_model(&body, &model));
+            // Only the head is awaited here: the audio is relayed as it arrives.
+            async move { endpoint.send(request, Some(timeout)).await }
         },
     )
     .await;
@@ -406,35 +403,47 @@ pub async fn transcriptions(
             let http = state.http.clone();
             async move {
                 let form = form.map_err(|e| ProviderError::new(ErrorKind::Client, None, e))?;
-                endpoint
-                    .send(
-                        endpoint
-                            .request(&http, Method::POST, "/audio/transcriptions")
-                            .multipart(form),
-                        Some(timeout),
-                    )
-                    .await
+                let request = endpoint
+                    .request(&http, Method::POST, "/audio/transcriptions")
+                    .timeout(timeout)
+                    .multipart(form);
+                transcript(&endpoint, request).await
             }
         },
     )
     .await;
     let served = routed.map_err(|err| call.fail(err))?;
-    let content_type = served
-        .value
+    let (content_type, bytes) = served.value;
+    call.succeed(&served.model, Usage::default());
+    let mut response = HttpResponse::Ok();
+    call.headers(&mut response);
+    Ok(response.content_type(content_type).body(bytes))
+}
+
+/// The whole transcript (JSON, or text for `response_format` text/srt/vtt) and its content
+/// type, read within the request's timeout; a JSON `{"error": …}` is a failed attempt.
+async fn transcript(
+    endpoint: &Endpoint,
+    request: reqwest::RequestBuilder,
+) -> Result<(String, Bytes), ProviderError> {
+    let response = endpoint.send(request, None).await?;
+    let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    let bytes = served
-        .value
+    let bytes = response
         .bytes()
         .await
-        .map_err(|e| call.fail(upstream_failed(ProviderError::from_reqwest(e))))?;
-    call.succeed(&served.model, Usage::default());
-    let mut response = HttpResponse::Ok();
-    call.headers(&mut response);
-    Ok(response.content_type(content_type).body(bytes))
+        .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
+    if content_type.starts_with("application/json")
+        && let Ok(value) = serde_json::from_slice::<Value>(&bytes)
+        && let Some(error) = value.get("error").filter(|e| !e.is_null())
+    {
+        return Err(endpoint.scrub(ProviderError::in_band(&error.to_string())));
+    }
+    Ok((content_type, bytes))
 }
 
 fn too_large() -> ApiError {

@@ -117,25 +117,9 @@ async fn open(
             .header(CONTENT_TYPE.as_str(), "application/json")
             .body(body);
         let mut rest = endpoint.send(request, None).await?.bytes_stream().boxed();
-        let first = match rest.next().await {
-            Some(Ok(first)) => first,
-            Some(Err(err)) => return Err(endpoint.scrub(ProviderError::from_reqwest(err))),
-            None => {
-                return Err(ProviderError::new(
-                    ErrorKind::Decode,
-                    None,
-                    "upstream closed the stream before any data",
-                ));
-            }
-        };
-        if sse::classify(&first) == Event::Error {
-            let text = String::from_utf8_lossy(&first);
-            return Err(endpoint.scrub(ProviderError::new(
-                ErrorKind::Server,
-                None,
-                format!("upstream stream began with an error: {}", text.trim()),
-            )));
-        }
+        let first = first_event(&mut rest)
+            .await
+            .map_err(|err| endpoint.scrub(err))?;
         Ok(Opened { first, rest })
     };
     tokio::time::timeout(timeout, opening)
@@ -148,6 +132,40 @@ async fn open(
             ))
         })
 }
+
+/// A 2xx stream is only an answer once its first data event is a chunk: read until that event
+/// is complete (comments and keep-alives before it are kept) and check it, so an error event, a
+/// non-JSON line or a stream that ends at once fails this attempt while fallback is still
+/// possible. Returns every byte read.
+async fn first_event(rest: &mut Upstream) -> Result<Bytes, ProviderError> {
+    let mut read = bytes::BytesMut::new();
+    let mut splitter = EventSplitter::default();
+    loop {
+        let chunk = match rest.next().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(err)) => return Err(ProviderError::from_reqwest(err)),
+            None => {
+                return Err(ProviderError::malformed(
+                    "but closed the stream before any data",
+                ));
+            }
+        };
+        read.extend_from_slice(&chunk);
+        for event in splitter.push(&chunk) {
+            if let Some(verdict) = sse::opening_verdict(&event) {
+                return verdict.map(|()| read.freeze());
+            }
+        }
+        if read.len() > FIRST_EVENT_LIMIT {
+            return Err(ProviderError::malformed(
+                "with no data event in its first 64 KiB",
+            ));
+        }
+    }
+}
+
+/// How much a stream may send before its first data event.
+const FIRST_EVENT_LIMIT: usize = 64 * 1024;
 
 /// The relay's state between polls.
 struct Relay {
@@ -230,6 +248,7 @@ impl Relay {
                     self.finished = true;
                     self.failure = Some(ErrorCode::UpstreamError.as_str());
                 }
+                Event::Malformed => self.fail("upstream sent an event that is not JSON"),
                 Event::Other => self.out.push_back(event),
             }
         }

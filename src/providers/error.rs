@@ -66,6 +66,26 @@ impl ProviderError {
         err
     }
 
+    /// A 2xx answer whose body is `{"error": …}` (`error` is that field's JSON): the upstream
+    /// failed in-band. A failed attempt of the key like a 5xx.
+    pub fn in_band(error: &str) -> Self {
+        let detail = upstream_message(&format!("{{\"error\":{error}}}"));
+        ProviderError::new(
+            ErrorKind::Server,
+            None,
+            format!("upstream answered 2xx with an error: {detail}"),
+        )
+    }
+
+    /// A 2xx answer without what the API promises (`what`: "without `choices`", …).
+    pub fn malformed(what: &str) -> Self {
+        ProviderError::new(
+            ErrorKind::Decode,
+            None,
+            format!("upstream answered 2xx {what}"),
+        )
+    }
+
     /// From a transport error. `without_url` because a URL may carry a key (query or path).
     pub fn from_reqwest(err: reqwest::Error) -> Self {
         let kind = if err.is_timeout() {

@@ -3,6 +3,7 @@
 //! `EventSplitter` cuts an upstream byte stream into whole events without copying more than the
 //! one partial event it must hold back; `classify` looks at an event only as far as metering needs.
 
+use super::error::ProviderError;
 use bytes::{Bytes, BytesMut};
 
 /// Splits bytes into complete events (each including its terminating blank line).
@@ -69,6 +70,8 @@ pub enum Event {
     Chunk(Option<Usage>),
     /// An error object sent in-band by the upstream.
     Error,
+    /// A data line that is not a JSON object (nor `[DONE]`).
+    Malformed,
     /// Comments, keep-alives, anything else: relayed untouched.
     Other,
 }
@@ -81,12 +84,17 @@ pub fn classify(event: &[u8]) -> Event {
     if data.trim_ascii() == b"[DONE]" {
         return Event::Done;
     }
+    // A cheap structural check keeps garbage out without parsing every chunk.
+    let data = data.trim_ascii();
+    if data.first() != Some(&b'{') || data.last() != Some(&b'}') {
+        return Event::Malformed;
+    }
     let mentions = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
     if !mentions(b"\"usage\"") && !mentions(b"\"error\"") {
         return Event::Chunk(None);
     }
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return Event::Other;
+        return Event::Malformed;
     };
     if json.get("error").is_some_and(|e| !e.is_null()) {
         return Event::Error;
@@ -100,6 +108,35 @@ pub fn classify(event: &[u8]) -> Event {
         Some(usage) if no_choices => Event::Usage(usage),
         usage => Event::Chunk(usage),
     }
+}
+
+/// Whether `event`, read before anything was relayed, shows the stream is an answer: `None` for
+/// comments and keep-alives (read on), `Some(Ok)` for a chunk (fully parsed, with `choices` or
+/// usage), `Some(Err)` for an error event, a line that is not JSON, or `[DONE]` with no answer.
+pub fn opening_verdict(event: &[u8]) -> Option<Result<(), ProviderError>> {
+    let data = data_of(event)?.trim_ascii();
+    if data == b"[DONE]" {
+        return Some(Err(ProviderError::malformed(
+            "but ended the stream with no chunk",
+        )));
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return Some(Err(ProviderError::malformed(
+            "with a stream event that is not JSON",
+        )));
+    };
+    if let Some(error) = json.get("error").filter(|e| !e.is_null()) {
+        return Some(Err(ProviderError::in_band(&error.to_string())));
+    }
+    let answers = json.get("choices").is_some_and(serde_json::Value::is_array)
+        || json.get("usage").is_some_and(serde_json::Value::is_object);
+    Some(if answers {
+        Ok(())
+    } else {
+        Err(ProviderError::malformed(
+            "with a stream event without `choices`",
+        ))
+    })
 }
 
 /// The payload of the event's `data:` line(s).
@@ -146,6 +183,21 @@ mod tests {
             Event::Error
         );
         assert_eq!(classify(b": keep-alive\n\n"), Event::Other);
+        assert_eq!(classify(b"data: <html>oops</html>\n\n"), Event::Malformed);
+        assert!(opening_verdict(b": keep-alive\n\n").is_none());
+        assert!(opening_verdict(b"data: {\"choices\":[]}\n\n").is_some_and(|v| v.is_ok()));
+        for bad in [
+            &b"data: not json\n\n"[..],
+            b"data: {\"error\":{\"message\":\"x\"}}\n\n",
+            b"data: {\"id\":1}\n\n",
+            b"data: [DONE]\n\n",
+        ] {
+            assert!(
+                opening_verdict(bad).is_some_and(|v| v.is_err()),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert_eq!(
             classify(b"data: {\"choices\":[{}],\"usage\":null}\n\n"),
             Event::Chunk(None)

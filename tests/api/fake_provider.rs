@@ -28,6 +28,14 @@ pub enum Behaviour {
     DieMidStream,
     /// Streams a chunk every 20 ms for 10 s; records when the stream is dropped.
     SlowStream,
+    /// 200 with `{"error": …}` instead of an answer.
+    ErrorIn200,
+    /// 200 with a JSON object that has no `choices` (or `data`).
+    NoChoices,
+    /// 200 `text/event-stream` whose `data:` lines are not JSON.
+    GarbageStream,
+    /// 200 with a head at once and a body that never finishes.
+    EndlessBody,
     /// A normal chat answer reporting this usage: `prompt_tokens` (`None`: the bytes of the
     /// messages it was sent, an honest count) and `completion_tokens` (`None`: the completion
     /// limit it was sent, the most an honest provider generates).
@@ -198,6 +206,27 @@ async fn serve(
                 .streaming(chunks)
         }
         Behaviour::SlowStream => slow_stream(probe.into_inner(), json_body),
+        Behaviour::ErrorIn200 => HttpResponse::Ok().json(
+            json!({ "error": { "message": "the engine is overloaded", "type": "server_error" } }),
+        ),
+        Behaviour::NoChoices => {
+            HttpResponse::Ok().json(json!({ "id": "chatcmpl-fake", "object": "chat.completion" }))
+        }
+        Behaviour::GarbageStream => {
+            let lines = ["data: <html>502 Bad Gateway</html>\n\n", "data: [DONE]\n\n"];
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(stream::iter(
+                    lines.map(|l| Ok::<_, actix_web::Error>(Bytes::from(l))),
+                ))
+        }
+        Behaviour::EndlessBody => {
+            let opening = stream::once(async { Ok::<_, actix_web::Error>(Bytes::from("{")) });
+            let never = stream::pending();
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(opening.chain(never))
+        }
         Behaviour::Reports {
             prompt_tokens,
             completion_tokens,

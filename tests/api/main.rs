@@ -27,4 +27,5 @@ mod smtp_sink;
 mod storage;
 mod streaming;
 mod tokens;
+mod upstream_faults;
 mod vault;
