@@ -1,4 +1,5 @@
-//! `Json<T>`: the request-body extractor every handler uses instead of `web::Json`.
+//! `Json<T>` and `Body`: the request-body extractors every handler uses instead of `web::Json`
+//! and `web::Bytes`.
 //!
 //! It exists so a bad body always gets the envelope with the offending field named
 //! (`serde_path_to_error`), an oversized one gets 413 `payload_too_large` before it is read, and a
@@ -31,6 +32,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let bytes = body.await.map_err(body_error)?;
             parse(&bytes).map(Json)
         })
+    }
+}
+
+/// The raw body, as `web::Bytes` reads it (the app's `PayloadConfig` limit, Content-Length checked
+/// up front, a chunked body cut off at the limit), with its failures in the envelope: 413
+/// `payload_too_large`, 408 for a body too slow to arrive (see `body::guard`).
+pub struct Body(pub web::Bytes);
+
+impl FromRequest for Body {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move { body.await.map(Body).map_err(body_error) })
     }
 }
 
@@ -92,6 +108,10 @@ fn body_error(err: actix_web::Error) -> ApiError {
         Some(PayloadError::Overflow) => ApiError::new(
             ErrorCode::PayloadTooLarge,
             "request body is larger than the configured limit",
+        ),
+        Some(PayloadError::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body arrived too slowly",
         ),
         _ => ApiError::new(
             ErrorCode::InvalidRequest,

@@ -3,6 +3,7 @@
 //! [`run`] is the one construction path, used by `main` and by the integration tests alike.
 
 pub mod auth;
+pub mod body;
 pub mod brands;
 pub mod catalog;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod invites;
 pub mod json;
 pub mod limits;
 pub mod money;
+pub mod path_id;
 pub mod providers;
 pub mod random;
 pub mod routes;
@@ -111,16 +113,21 @@ pub fn install_tls_provider() {
 /// Builds the state (database, migrations, catalog, caches), binds, and starts the workers.
 pub async fn run(config: Config) -> anyhow::Result<App> {
     install_tls_provider();
-    let (state, background) = build_state(config).await?;
-    let config = state.config.clone();
+    // Bind before anything starts: a port in use fails here with nothing to stop.
     let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))
         .with_context(|| format!("binding {}:{}", config.server.host, config.server.port))?;
     let port = listener.local_addr()?.port();
+    let (state, background) = build_state(config).await?;
+    let config = state.config.clone();
     let data = web::Data::new(state.clone());
     let body_limit = config.server.body_limit_bytes;
+    let body_deadline = Duration::from_secs(config.server.body_read_timeout_secs);
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .wrap(from_fn(move |req, next| {
+                body::guard(req, next, body_deadline)
+            }))
             .wrap(routes::envelope_for_bare_errors())
             .wrap(from_fn(telemetry::request_context))
             .configure(|cfg| routes::configure(cfg, body_limit))

@@ -84,9 +84,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("spidergate: {err:#}");
-            ExitCode::FAILURE
+            tracing::error!("spidergate: {err:#}");
+            // Exit without dropping the runtime: actors started before the failure would run
+            // their shutdown outside it (and panic) on the way out.
+            std::process::exit(1)
         }
     }
 }

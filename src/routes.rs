@@ -10,7 +10,7 @@ use crate::{brands, catalog, invites, tokens, usage, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{FromRequest, Handler, Responder, ResponseError, web};
 
@@ -125,17 +125,48 @@ where
         .route(web::post().to(handler))
 }
 
-/// Renders actix's own bodiless errors (405 from a resource) in the JSON envelope.
+/// Renders actix's own errors in the JSON envelope: a 405 from a resource, and any plain-text 4xx
+/// an actix extractor produced itself ("payload reached size limit" and the like). JSON errors
+/// and pages that render their own 4xx pass untouched.
 pub fn envelope_for_bare_errors() -> ErrorHandlers<BoxBody> {
-    ErrorHandlers::new().handler(
-        StatusCode::METHOD_NOT_ALLOWED,
-        |res: ServiceResponse<BoxBody>| {
+    ErrorHandlers::new()
+        .handler(
+            StatusCode::METHOD_NOT_ALLOWED,
+            |res: ServiceResponse<BoxBody>| {
+                let (req, _) = res.into_parts();
+                let message = format!("{} is not allowed on {}", req.method(), req.path());
+                let error = ApiError::new(ErrorCode::MethodNotAllowed, message);
+                Ok(replaced(req, error))
+            },
+        )
+        .default_handler_client(|res: ServiceResponse<BoxBody>| {
+            // actix's own errors render as text/plain; every envelope (ours, the vault's) is JSON.
+            let plain_text = res
+                .response()
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/plain"));
+            let foreign = res
+                .response()
+                .error()
+                .filter(|_| plain_text)
+                .map(|err| (res.status(), err.to_string()));
+            let Some((status, message)) = foreign else {
+                return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+            };
+            let code = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+                StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+                StatusCode::NOT_FOUND => ErrorCode::NotFound,
+                _ => ErrorCode::InvalidRequest,
+            };
             let (req, _) = res.into_parts();
-            let message = format!("{} is not allowed on {}", req.method(), req.path());
-            let response = ApiError::new(ErrorCode::MethodNotAllowed, message).error_response();
-            let res: ServiceResponse<EitherBody<BoxBody>> =
-                ServiceResponse::new(req, response).map_into_right_body();
-            Ok(ErrorHandlerResponse::Response(res))
-        },
-    )
+            Ok(replaced(req, ApiError::new(code, message)))
+        })
+}
+
+fn replaced(req: actix_web::HttpRequest, error: ApiError) -> ErrorHandlerResponse<BoxBody> {
+    let res: ServiceResponse<EitherBody<BoxBody>> =
+        ServiceResponse::new(req, error.error_response()).map_into_right_body();
+    ErrorHandlerResponse::Response(res)
 }

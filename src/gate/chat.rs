@@ -6,6 +6,7 @@ use super::request::ChatRequest;
 use super::stream;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
+use crate::json;
 use crate::limits::{CandidatePrice, Estimate};
 use crate::money::Money;
 use crate::providers::sse::Usage;
@@ -33,7 +34,7 @@ pub async fn chat_completions(
     principal: Principal,
     req: HttpRequest,
     query: web::Query<GateQuery>,
-    body: web::Bytes,
+    json::Body(body): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let request = ChatRequest::parse(&body)?;
     let mut call = GateCall::begin(&state, &principal, &req, "chat", &request.model).await?;

@@ -190,7 +190,7 @@ pub async fn embeddings(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    bytes: web::Bytes,
+    json::Body(bytes): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
     let requested = required_str(&body, "model", 200)?;
@@ -217,7 +217,7 @@ pub async fn images(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    bytes: web::Bytes,
+    json::Body(bytes): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
     required_str(&body, "prompt", 4000)?;
@@ -296,7 +296,7 @@ pub async fn speech(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    bytes: web::Bytes,
+    json::Body(bytes): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
     let requested = required_str(&body, "model", 200)?;

@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use crate::brands;
 use crate::error::ApiError;
 use crate::json::Json;
+use crate::path_id::PathId;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -93,7 +94,7 @@ async fn list_invites(
 async fn revoke_invite(
     state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let invite = store::revoke(&state.db, principal.brand_id, *id)
         .await?

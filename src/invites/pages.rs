@@ -7,7 +7,7 @@
 use super::store::{self, InviteKind, InviteRecord, InviteStatus};
 use crate::auth::Digest;
 use crate::brands;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::vault::{self, Credentials, IntegrationFields, Owner};
 use actix_web::http::StatusCode;
@@ -203,6 +203,12 @@ pub async fn submit(
     token: web::Path<String>,
     fields: Result<web::Form<HashMap<String, String>>, actix_web::Error>,
 ) -> HttpResponse {
+    if let Err(err) = &fields
+        && let Some(actix_web::error::UrlencodedError::Overflow { .. }) = err.as_error()
+    {
+        let too_large = ApiError::new(ErrorCode::PayloadTooLarge, "the form is too large");
+        return actix_web::ResponseError::error_response(&too_large);
+    }
     let invite = match usable_invite(&state, &token).await {
         Ok(invite) => invite,
         Err(refusal) => return refusal.page(),

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::json::Json;
 use crate::limits::BudgetPeriod;
 use crate::money::Money;
+use crate::path_id::PathId;
 use crate::state::AppState;
 use crate::usage;
 use actix_web::{HttpResponse, web};
@@ -159,7 +160,7 @@ async fn list_tokens(
 async fn get_token(
     state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let record = store::find_token(&state.db, principal.brand_id, *id)
         .await?
@@ -170,7 +171,7 @@ async fn get_token(
 async fn update_token(
     state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<i32>,
+    id: PathId,
     body: Json<TokenFields>,
 ) -> Result<HttpResponse, ApiError> {
     let current = store::find_token(&state.db, principal.brand_id, *id)
@@ -189,7 +190,7 @@ async fn update_token(
 async fn revoke_token(
     state: web::Data<AppState>,
     principal: Principal,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, ApiError> {
     let record = store::revoke_token(&state.db, principal.brand_id, *id)
         .await?

@@ -10,6 +10,7 @@ use crate::auth::{Operator, Principal};
 use crate::error::{ApiError, ErrorCode};
 use crate::health::HealthStatus;
 use crate::json::Json;
+use crate::path_id::PathId;
 use crate::providers::Endpoint;
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -190,7 +191,7 @@ async fn list_keys(
 async fn get_key(
     state: web::Data<AppState>,
     owner: Owner,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::find_key(&state.vault, owner, *id).await?;
     Ok(HttpResponse::Ok()
@@ -200,7 +201,7 @@ async fn get_key(
 async fn update_key(
     state: web::Data<AppState>,
     owner: Owner,
-    id: web::Path<i32>,
+    id: PathId,
     body: SeedJson<IntegrationFields>,
 ) -> Result<HttpResponse, SeedError> {
     let (record, reenabled) = manage::update_key(&state.vault, owner, *id, body.0).await?;
@@ -214,7 +215,7 @@ async fn update_key(
 async fn delete_key(
     state: web::Data<AppState>,
     owner: Owner,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, SeedError> {
     manage::delete_key(&state.vault, owner, *id).await?;
     tracing::info!(integration_id = *id, "provider key deleted");
@@ -224,7 +225,7 @@ async fn delete_key(
 async fn reset_health(
     state: web::Data<AppState>,
     owner: Owner,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::find_key(&state.vault, owner, *id).await?;
     state.health.reset(&record.provider, record.id).await;
@@ -324,7 +325,7 @@ async fn test_credentials(
 async fn test_key(
     state: web::Data<AppState>,
     owner: Owner,
-    id: web::Path<i32>,
+    id: PathId,
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::find_key(&state.vault, owner, *id).await?;
     let key = state

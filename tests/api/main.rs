@@ -8,6 +8,7 @@
 
 mod accounting;
 mod auth;
+mod bodies;
 mod brands;
 mod catalog;
 mod chat;

@@ -136,3 +136,59 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
     .await
     .assert_error(405, "method_not_allowed");
 }
+
+#[actix_web::test]
+async fn path_ids_are_decimal_digits_only() {
+    let app = spawn_app().await;
+    let (credential, token) = app.brand_with_token().await;
+    let id = app.get("/api/v1/agent-keys", Some(&credential)).await.body["data"][0]["id"]
+        .as_i64()
+        .expect("the token's id");
+    for lenient in [
+        format!("+{id}"),
+        format!("0{id}x"),
+        format!("{id}.0"),
+        " 1".into(),
+    ] {
+        let path = format!("/api/v1/agent-keys/{lenient}");
+        app.delete(&path, Some(&credential))
+            .await
+            .assert_error(404, "not_found");
+        app.get(
+            &format!("/api/v1/integrations/{lenient}"),
+            Some(&credential),
+        )
+        .await
+        .assert_error(404, "not_found");
+    }
+    assert_eq!(
+        app.get("/api/gate/v1/models", Some(&token)).await.status,
+        StatusCode::OK,
+        "the token was not revoked"
+    );
+    let plain = app
+        .get(&format!("/api/v1/agent-keys/{id}"), Some(&credential))
+        .await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.body);
+}
+
+#[actix_web::test]
+async fn a_port_in_use_exits_1_with_one_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("address").port();
+    let db = crate::helpers::TestDb::fresh().await;
+    let fake = crate::fake_provider::FakeProvider::start().await;
+    let output = crate::process::command(&db.url(), "admin-port-in-use", &fake.url)
+        .env("SPIDERGATE_SERVER__PORT", port.to_string())
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("binding 127.0.0.1:{port}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(taken);
+}
