@@ -42,9 +42,16 @@ async fn replace_chain(
     body: Json<ReplaceChain>,
 ) -> Result<HttpResponse, ApiError> {
     let models = body.into_inner().models;
-    let updated = state.catalog.load().with_chain(&alias_id, models.clone())?;
+    // Validated against the catalog as it is now; saved; then applied to the catalog as it is
+    // *then* (`rcu`), so a concurrent PUT of another alias is not overwritten with a stale copy.
+    state.catalog.load().with_chain(&alias_id, models.clone())?;
     store::save_override(&state.db, &alias_id, &models).await?;
-    state.catalog.store(std::sync::Arc::new(updated));
+    state.catalog.rcu(|current| {
+        current
+            .with_chain(&alias_id, models.clone())
+            .map(std::sync::Arc::new)
+            .unwrap_or_else(|_| current.clone())
+    });
     tracing::info!(alias = %alias_id, "alias chain replaced");
     get_alias(state, alias_id).await
 }

@@ -279,8 +279,9 @@ fn recommendations(vault: &Vault, owner: Owner, views: &[IntegrationView]) -> Ve
             ));
         }
     }
-    let mut providers: Vec<&str> = views.iter().map(|v| v.provider_name.as_str()).collect();
-    providers.dedup();
+    // Each provider once, in name order (keys come ordered by id, so equal names need not touch).
+    let providers: std::collections::BTreeSet<&str> =
+        views.iter().map(|v| v.provider_name.as_str()).collect();
     for provider in providers {
         let serving = views
             .iter()

@@ -107,7 +107,9 @@ async fn an_oversized_body_gets_the_envelope_on_every_route() {
         assert_eq!(reply.status().as_u16(), 413, "{path}");
         let envelope: Value = reply.json().await.expect("JSON, not text/plain");
         // The vault answers in its own envelope, `{"success":false,"error":M,"code":C}`.
-        let code = envelope["error"]["code"].as_str().or(envelope["code"].as_str());
+        let code = envelope["error"]["code"]
+            .as_str()
+            .or(envelope["code"].as_str());
         assert_eq!(code, Some("payload_too_large"), "{path}: {envelope}");
     }
 }

@@ -268,3 +268,51 @@ async fn the_operator_replaces_an_alias_chain_without_restart_and_it_persists() 
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[actix_web::test]
+async fn concurrent_alias_changes_all_take_effect() {
+    let app = spawn_app().await;
+    let aliases: Vec<String> = app.get("/api/gate/v1/aliases", None).await.body["data"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .filter_map(|a| {
+            let chain = a["models"].as_array()?;
+            (chain.len() >= 2).then(|| a["id"].as_str().map(str::to_owned))?
+        })
+        .collect();
+    assert!(aliases.len() >= 4, "enough aliases to race: {aliases:?}");
+    // Each alias keeps only its last model: a change nobody else makes.
+    let mut wanted = Vec::new();
+    for alias in &aliases {
+        let last = app
+            .alias_chain(alias)
+            .await
+            .last()
+            .cloned()
+            .expect("a model");
+        wanted.push((
+            format!("/api/v1/admin/aliases/{alias}"),
+            alias.clone(),
+            last,
+        ));
+    }
+    let puts = wanted.iter().map(|(path, _, model)| {
+        app.request(
+            reqwest::Method::PUT,
+            path,
+            Some(app.admin_token.as_str()),
+            Some(serde_json::json!({ "models": [model] })),
+        )
+    });
+    for reply in futures_util::future::join_all(puts).await {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    for (_, alias, model) in &wanted {
+        assert_eq!(
+            &app.alias_chain(alias).await,
+            &vec![model.clone()],
+            "{alias}"
+        );
+    }
+}

@@ -430,3 +430,42 @@ async fn rows_written_under_vault_key_1_survive_rotation_to_key_2() {
         StatusCode::CONFLICT
     );
 }
+
+#[actix_web::test]
+async fn health_recommendations_say_each_thing_once() {
+    let app = spawn_app().await;
+    let (_, credential) = app.create_brand("Acme").await;
+    app.add_key(&credential, "groq", "gsk_advice_first_1", json!({}))
+        .await;
+    app.add_key(&credential, "openai", "sk-advice-middle-1", json!({}))
+        .await;
+    let third = app
+        .add_key(&credential, "groq", "gsk_advice_third_1", json!({}))
+        .await;
+    let paused = app
+        .patch(
+            &format!("{INTEGRATIONS}/{third}"),
+            Some(&credential),
+            json!({ "is_active": false }),
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    let report = app
+        .get(&format!("{INTEGRATIONS}/health"), Some(&credential))
+        .await
+        .body;
+    let advice: Vec<&str> = report["recommendations"]
+        .as_array()
+        .expect("recommendations")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let once: std::collections::BTreeSet<&str> = advice.iter().copied().collect();
+    assert_eq!(advice.len(), once.len(), "{advice:#?}");
+    assert!(
+        advice
+            .iter()
+            .any(|a| a.contains("Only one working key for groq")),
+        "{advice:#?}"
+    );
+}
