@@ -1,24 +1,57 @@
-//! `Clock`: the one source of "now" for expiry decisions, so tests can move time forward.
+//! `Clock`: the one source of "now", wall and monotonic, so tests can move time forward.
+//!
+//! Decisions that depend on time (expiry, budget periods, rate windows, key cool-downs and daily
+//! limits) read it; clippy's `disallowed-methods` keeps `Utc::now` and `Instant::now` out of the
+//! rest of the tree. Measuring how long something took (latency, spans) is the one exception,
+//! and says so where it happens.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// Wall-clock time plus an offset that only tests change. Cloning shares the offset.
+/// A real-time reading for measuring how long something takes (latency, spans). Never for
+/// deciding anything: that is what [`Clock`] is for.
+pub fn stopwatch() -> Instant {
+    #[expect(clippy::disallowed_methods, reason = "measuring, not deciding")]
+    let now = Instant::now();
+    now
+}
+
+/// Real time plus an offset that only tests change. Cloning shares the offset.
 #[derive(Clone, Default, Debug)]
 pub struct Clock {
-    offset_secs: Arc<AtomicI64>,
+    offset_ms: Arc<AtomicU64>,
 }
 
 impl Clock {
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+    fn offset(&self) -> Duration {
+        Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
     }
 
-    /// Moves this clock (and every clone) forward. For tests of expiry.
-    pub fn advance(&self, by: Duration) {
-        self.offset_secs
-            .fetch_add(by.num_seconds(), Ordering::Relaxed);
+    /// Wall-clock time.
+    pub fn now(&self) -> DateTime<Utc> {
+        #[expect(clippy::disallowed_methods, reason = "the clock itself")]
+        let real = Utc::now();
+        real + self.offset()
+    }
+
+    /// The UTC calendar day (keys' daily limits and spend).
+    pub fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+
+    /// Monotonic time, moved by the same offset (cool-downs, rate windows, idleness).
+    pub fn instant(&self) -> Instant {
+        #[expect(clippy::disallowed_methods, reason = "the clock itself")]
+        let real = Instant::now();
+        real + self.offset()
+    }
+
+    /// Moves this clock (and every clone) forward, wall and monotonic alike. For tests.
+    pub fn advance(&self, by: chrono::Duration) {
+        let ms = u64::try_from(by.num_milliseconds()).unwrap_or(0);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
 }
 
@@ -27,10 +60,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn advancing_moves_every_clone() {
+    fn advancing_moves_every_clone_wall_and_monotonic() {
         let clock = Clock::default();
         let clone = clock.clone();
-        clock.advance(Duration::hours(2));
-        assert!(clone.now() - Utc::now() >= Duration::minutes(119));
+        let (wall, mono) = (clone.now(), clone.instant());
+        clock.advance(chrono::Duration::hours(2));
+        assert!(clone.now() - wall >= chrono::Duration::minutes(119));
+        assert!(clone.instant() - mono >= Duration::from_secs(119 * 60));
     }
 }

@@ -171,8 +171,9 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         );
     }
     let (disabled_keys, disabled) = tokio::sync::mpsc::unbounded_channel();
-    let vault = Vault::start(&db, cipher, Some(disabled_keys)).await?;
-    let now = chrono::Utc::now();
+    let clock = clock::Clock::default();
+    let vault = Vault::start(&db, cipher, Some(disabled_keys), clock.clone()).await?;
+    let now = clock.now();
     let period = limits::BudgetPeriod::containing(now, None);
     let day_start = now
         .date_naive()
@@ -181,13 +182,19 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         .and_utc();
     let key_spend = usage::load_integration_spend(&db, period.start, day_start).await?;
     let providers = catalog.providers().iter().map(|p| p.id.clone());
-    let health = Health::start(providers, &vault, config.health.cooldown(), &key_spend);
+    let health = Health::start(
+        providers,
+        &vault,
+        config.health.cooldown(),
+        &key_spend,
+        &clock,
+    );
     let budgets = Budgets::new(
         usage::load_token_seeds(&db, now).await?,
         config.hold_ttl(),
         config.limits.idle_after(),
+        clock.clone(),
     );
-    let clock = clock::Clock::default();
     let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
     let usage = UsageWriter::start(db.clone(), &config.usage);
     let http = reqwest::Client::builder()

@@ -56,7 +56,7 @@ pub async fn request_context<B: MessageBody>(
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let id = next_request_id();
-    let started = Instant::now();
+    let started = crate::clock::stopwatch();
     actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
     actix_web::HttpMessage::extensions_mut(&req).insert(RequestStart(started));
     let method = req.method().clone();

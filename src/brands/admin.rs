@@ -18,7 +18,7 @@ async fn create_brand(
     body: Json<NewBrand>,
 ) -> Result<HttpResponse, ApiError> {
     let (brand, credential) =
-        manage::create_brand(&state.db, &state.auth, body.into_inner()).await?;
+        manage::create_brand(&state.db, &state.auth, body.into_inner(), state.clock.now()).await?;
     tracing::info!(client_id = %brand.client_id, "brand created");
     Ok(HttpResponse::Created().json(json!({ "brand": brand, "credential": credential.expose() })))
 }
@@ -39,7 +39,8 @@ async fn rotate_credential(
     state: web::Data<AppState>,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (brand, credential) = manage::rotate_credential(&state.db, &state.auth, &client_id).await?;
+    let (brand, credential) = manage::rotate_credential(&state.db, &state.auth, &client_id, state.clock.now())
+            .await?;
     tracing::info!(client_id = %brand.client_id, "brand credential rotated");
     Ok(HttpResponse::Ok().json(json!({ "brand": brand, "credential": credential.expose() })))
 }

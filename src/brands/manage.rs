@@ -87,6 +87,7 @@ pub async fn create_brand(
     db: &DatabaseConnection,
     cache: &TokenCache,
     new: NewBrand,
+    now: DateTime<Utc>,
 ) -> Result<(BrandView, Secret), ApiError> {
     new.validate()?;
     let credential = ClientCredential::generate().map_err(ApiError::internal)?;
@@ -100,6 +101,7 @@ pub async fn create_brand(
             key_hash: credential.key_digest(),
             secret_hash: credential.secret_digest(),
         },
+        now,
     )
     .await?;
     cache.put_brand(entry(&record));
@@ -111,6 +113,7 @@ pub async fn rotate_credential(
     db: &DatabaseConnection,
     cache: &TokenCache,
     client_id: &str,
+    now: DateTime<Utc>,
 ) -> Result<(BrandView, Secret), ApiError> {
     let credential =
         ClientCredential::generate_for(client_id.to_owned()).map_err(ApiError::internal)?;
@@ -119,6 +122,7 @@ pub async fn rotate_credential(
         client_id,
         credential.key_digest(),
         credential.secret_digest(),
+        now,
     )
     .await?
     .ok_or_else(|| ApiError::not_found("brand"))?;

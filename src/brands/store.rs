@@ -56,8 +56,8 @@ pub struct InsertBrand<'a> {
 pub async fn insert_brand(
     db: &DatabaseConnection,
     new: InsertBrand<'_>,
+    now: DateTime<Utc>,
 ) -> Result<BrandRecord, DbErr> {
-    let now = Utc::now();
     let row = brand::ActiveModel {
         client_id: Set(new.client_id.to_owned()),
         name: Set(new.name.to_owned()),
@@ -108,6 +108,7 @@ pub async fn replace_credential(
     client_id: &str,
     key_hash: Digest,
     secret_hash: Digest,
+    now: DateTime<Utc>,
 ) -> Result<Option<BrandRecord>, DbErr> {
     let Some(row) = brand::Entity::find()
         .filter(brand::Column::ClientId.eq(client_id))
@@ -119,6 +120,6 @@ pub async fn replace_credential(
     let mut row: brand::ActiveModel = row.into();
     row.key_hash = Set(key_hash.to_hex());
     row.secret_hash = Set(secret_hash.to_hex());
-    row.updated_at = Set(Utc::now());
+    row.updated_at = Set(now);
     Ok(Some(row.update(db).await?.try_into()?))
 }

@@ -45,7 +45,7 @@ async fn replace_chain(
     // Validated against the catalog as it is now; saved; then applied to the catalog as it is
     // *then* (`rcu`), so a concurrent PUT of another alias is not overwritten with a stale copy.
     state.catalog.load().with_chain(&alias_id, models.clone())?;
-    store::save_override(&state.db, &alias_id, &models).await?;
+    store::save_override(&state.db, &alias_id, &models, state.clock.now()).await?;
     state.catalog.rcu(|current| {
         current
             .with_chain(&alias_id, models.clone())

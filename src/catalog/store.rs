@@ -1,6 +1,6 @@
 //! Operator alias overrides. The only file of the catalog that touches `entity`.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::alias_override;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
@@ -22,11 +22,12 @@ pub async fn save_override(
     db: &DatabaseConnection,
     alias_id: &str,
     models: &[String],
+    now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = alias_override::ActiveModel {
         alias_id: Set(alias_id.to_owned()),
         models: Set(serde_json::Value::from(models.to_vec()).to_string()),
-        updated_at: Set(Utc::now()),
+        updated_at: Set(now),
     };
     alias_override::Entity::insert(row)
         .on_conflict(

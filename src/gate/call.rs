@@ -16,7 +16,6 @@ use crate::state::AppState;
 use crate::telemetry::{RequestId, RequestStart};
 use crate::usage::{LedgerSlot, SpanClock, TraceRecord, TraceStatus};
 use actix_web::{HttpMessage, HttpRequest, HttpResponseBuilder};
-use std::time::Instant;
 
 /// `http_status` of a request whose client went away before the answer (nginx's convention).
 const CLIENT_CLOSED: u16 = 499;
@@ -56,7 +55,7 @@ impl GateCall {
             .unwrap_or_default();
         let started = extensions
             .get::<RequestStart>()
-            .map_or_else(Instant::now, |s| s.0);
+            .map_or_else(crate::clock::stopwatch, |s| s.0);
         let mut clock = SpanClock::new(started);
         clock.enter_at("auth", started);
         clock.enter("limits");

@@ -2,12 +2,13 @@
 
 use super::handle::KeyHealthView;
 use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome};
+use crate::clock::Clock;
 use crate::vault::Vault;
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One key a request could use, in the caller's preference order.
 #[derive(Debug, Clone)]
@@ -46,6 +47,7 @@ pub struct KeyHealthActor {
     published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
     cooldown: Duration,
     vault: Vault,
+    clock: Clock,
 }
 
 impl KeyHealthActor {
@@ -54,12 +56,14 @@ impl KeyHealthActor {
         published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
         cooldown: Duration,
         vault: Vault,
+        clock: Clock,
     ) -> Self {
         let actor = KeyHealthActor {
             keys,
             published,
             cooldown,
             vault,
+            clock,
         };
         actor.publish();
         actor
@@ -94,7 +98,7 @@ impl Handler<TakeSlot> for KeyHealthActor {
     type Result = Option<i32>;
 
     fn handle(&mut self, TakeSlot(candidates): TakeSlot, _: &mut Context<Self>) -> Option<i32> {
-        let (now, wall) = (Instant::now(), chrono::Utc::now());
+        let (now, wall) = (self.clock.instant(), self.clock.now());
         let today = wall.date_naive();
         let mut best: Option<(&SlotRequest, Option<chrono::DateTime<chrono::Utc>>)> = None;
         for candidate in &candidates {
@@ -123,11 +127,11 @@ impl Handler<ReportOutcome> for KeyHealthActor {
         let consequence = match msg.outcome {
             Outcome::Served { cost } => {
                 key.succeed();
-                key.add_spend(cost, chrono::Utc::now().date_naive());
+                key.add_spend(cost, self.clock.today());
                 Consequence::None
             }
             Outcome::Failure { kind, message } => {
-                key.fail(kind, message, Instant::now(), self.cooldown)
+                key.fail(kind, message, self.clock.instant(), self.cooldown)
             }
         };
         let status_changed = before.0 != key.status();
@@ -158,7 +162,7 @@ impl Handler<Describe> for KeyHealthActor {
     type Result = MessageResult<Describe>;
 
     fn handle(&mut self, Describe(ids): Describe, _: &mut Context<Self>) -> Self::Result {
-        let (now, today) = (Instant::now(), chrono::Utc::now().date_naive());
+        let (now, today) = (self.clock.instant(), self.clock.today());
         let views = ids
             .into_iter()
             .map(|id| {

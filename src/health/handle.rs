@@ -3,6 +3,7 @@
 use super::actor::{Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot};
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
 use super::window::DayCounter;
+use crate::clock::Clock;
 use crate::money::Money;
 use crate::usage::IntegrationSpend;
 use crate::vault::Vault;
@@ -61,8 +62,9 @@ impl Health {
         vault: &Vault,
         cooldown: Duration,
         spend: &HashMap<i32, IntegrationSpend>,
+        clock: &Clock,
     ) -> Health {
-        let today = Utc::now().date_naive();
+        let today = clock.today();
         let snapshot = vault.snapshot();
         let mut map = HashMap::new();
         for provider in providers {
@@ -79,8 +81,14 @@ impl Health {
                 })
                 .collect();
             let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));
-            let actor =
-                KeyHealthActor::new(initial, statuses.clone(), cooldown, vault.clone()).start();
+            let actor = KeyHealthActor::new(
+                initial,
+                statuses.clone(),
+                cooldown,
+                vault.clone(),
+                clock.clone(),
+            )
+            .start();
             map.insert(provider, ProviderHealth { actor, statuses });
         }
         Health {

@@ -291,6 +291,10 @@ mod tests {
         block: None,
     };
 
+    fn wall() -> chrono::DateTime<chrono::Utc> {
+        "2026-11-22T10:00:00Z".parse().expect("time")
+    }
+
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 22).expect("date")
     }
@@ -301,7 +305,7 @@ mod tests {
 
     #[test]
     fn failures_degrade_then_disable_routing_until_one_probe_after_the_cooldown() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::Clock::default().instant();
         let mut key = KeyState::default();
         fail(&mut key, t0);
         assert_eq!(key.status(), HealthStatus::Degraded);
@@ -319,7 +323,7 @@ mod tests {
 
         let after = t0 + COOLDOWN;
         assert!(key.check(&NONE, after, today()).is_ok());
-        key.take(after, today(), chrono::Utc::now());
+        key.take(after, today(), wall());
         assert_eq!(
             key.check(&NONE, after, today()),
             Err(Skip::Unhealthy),
@@ -331,9 +335,9 @@ mod tests {
 
     #[test]
     fn a_failed_probe_restarts_the_cooldown() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::Clock::default().instant();
         let mut key = KeyState::restored(3, SpendCounter::default(), DayCounter::default());
-        key.take(t0, today(), chrono::Utc::now());
+        key.take(t0, today(), wall());
         fail(&mut key, t0);
         assert_eq!(
             key.check(&NONE, t0 + Duration::from_secs(30), today()),
@@ -344,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_429_rests_the_key_for_retry_after() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::Clock::default().instant();
         let mut key = KeyState::default();
         key.fail(
             FailureKind::RateLimited {
@@ -366,7 +370,7 @@ mod tests {
 
     #[test]
     fn three_auth_failures_in_a_row_disable_the_key_once() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::Clock::default().instant();
         let mut key = KeyState::default();
         let auth = |key: &mut KeyState| key.fail(FailureKind::Auth, "401".into(), t0, COOLDOWN);
         assert_eq!(auth(&mut key), Consequence::None);
@@ -389,7 +393,7 @@ mod tests {
 
     #[test]
     fn a_block_spend_limit_takes_the_key_out_until_the_period_turns() {
-        let (t0, today) = (Instant::now(), today());
+        let (t0, today) = (crate::clock::Clock::default().instant(), today());
         let mut key = KeyState::default();
         let block = SpendBlock {
             limit: Money::from_usd(1.0).expect("usd"),
@@ -411,7 +415,7 @@ mod tests {
 
     #[test]
     fn minute_and_daily_limits_are_never_exceeded() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::Clock::default().instant();
         let mut key = KeyState::default();
         for _ in 0..2 {
             assert!(
@@ -426,7 +430,7 @@ mod tests {
                 )
                 .is_ok()
             );
-            key.take(t0, today(), chrono::Utc::now());
+            key.take(t0, today(), wall());
         }
         assert_eq!(
             key.check(
@@ -441,7 +445,7 @@ mod tests {
             Err(Skip::MinuteLimit)
         );
         let later = t0 + Duration::from_secs(61);
-        key.take(later, today(), chrono::Utc::now());
+        key.take(later, today(), wall());
         assert_eq!(
             key.check(
                 &KeyLimits {

@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn the_minute_slides_and_the_day_resets_at_midnight() {
-        let start = Instant::now();
+        let start = crate::clock::Clock::default().instant();
         let mut minute = MinuteWindow::default();
         minute.record(start);
         minute.record(start + Duration::from_secs(30));

@@ -2,6 +2,7 @@
 
 use super::budget::{Admission, LimitError, Limits, TokenBudget};
 use super::hold::Estimate;
+use crate::clock::Clock;
 use crate::money::Money;
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult};
 use chrono::{DateTime, Utc};
@@ -50,6 +51,7 @@ pub struct BudgetActor {
     last_active: Instant,
     /// Where an idle actor leaves its state for the next one.
     parked: Arc<DashMap<i32, TokenBudget>>,
+    clock: Clock,
 }
 
 impl BudgetActor {
@@ -59,19 +61,21 @@ impl BudgetActor {
         hold_ttl: Duration,
         idle_after: Duration,
         parked: Arc<DashMap<i32, TokenBudget>>,
+        clock: Clock,
     ) -> Self {
         BudgetActor {
             token_id,
             budget: Some(budget),
             hold_ttl,
             idle_after,
-            last_active: Instant::now(),
+            last_active: clock.instant(),
             parked,
+            clock,
         }
     }
 
     fn budget(&mut self) -> &mut TokenBudget {
-        self.last_active = Instant::now();
+        self.last_active = self.clock.instant();
         #[expect(
             clippy::expect_used,
             reason = "the budget is only taken when the actor stops"
@@ -84,7 +88,7 @@ impl BudgetActor {
         let Some(budget) = self.budget.as_mut() else {
             return;
         };
-        let expired = budget.expire(Utc::now());
+        let expired = budget.expire(self.clock.now());
         if expired > 0 {
             tracing::warn!(
                 token_id = self.token_id,
@@ -93,7 +97,7 @@ impl BudgetActor {
             );
         }
         if budget.is_idle()
-            && self.last_active.elapsed() >= self.idle_after
+            && self.clock.instant().duration_since(self.last_active) >= self.idle_after
             && let Some(budget) = self.budget.take()
         {
             self.parked.insert(self.token_id, budget);

@@ -6,6 +6,7 @@ use super::hold::Estimate;
 use super::period::BudgetPeriod;
 use crate::auth::TokenEntry;
 use crate::error::ApiError;
+use crate::clock::Clock;
 use crate::money::Money;
 use crate::usage::TokenSeed;
 use actix::{Actor, Addr};
@@ -23,6 +24,7 @@ pub struct Budgets {
     seeds: Arc<DashMap<i32, TokenSeed>>,
     hold_ttl: Duration,
     idle_after: Duration,
+    clock: Clock,
 }
 
 /// Holds a reservation until the request's cost is known. Dropping it unsettled releases the hold.
@@ -74,6 +76,7 @@ impl Budgets {
         seeds: HashMap<i32, TokenSeed>,
         hold_ttl: Duration,
         idle_after: Duration,
+        clock: Clock,
     ) -> Budgets {
         Budgets {
             actors: Arc::default(),
@@ -81,6 +84,7 @@ impl Budgets {
             seeds: Arc::new(seeds.into_iter().collect()),
             hold_ttl,
             idle_after,
+            clock,
         }
     }
 
@@ -157,6 +161,7 @@ impl Budgets {
             self.hold_ttl,
             self.idle_after,
             self.parked.clone(),
+            self.clock.clone(),
         )
         .start()
     }

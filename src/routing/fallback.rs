@@ -9,7 +9,6 @@ use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::state::AppState;
 use serde::Serialize;
 use std::future::Future;
-use std::time::Instant;
 
 /// One upstream call, as `?include_route_trace=true` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +59,7 @@ where
             let Some(endpoint) = endpoint_for(state, candidate, key_id) else {
                 continue;
             };
-            let started = Instant::now();
+            let started = crate::clock::stopwatch();
             let result = call(endpoint, candidate.model.clone()).await;
             let latency_ms = started.elapsed().as_millis() as u64;
             let mut attempt = Attempt {

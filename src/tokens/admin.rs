@@ -128,6 +128,7 @@ async fn create_token(
         minted.digest,
         &minted.preview,
         &settings,
+        state.clock.now(),
     )
     .await?;
     publish(&state, &principal, &record);
@@ -180,7 +181,13 @@ async fn update_token(
     let settings =
         body.into_inner()
             .apply_to(current.settings, &state.catalog.load(), state.clock.now())?;
-    let record = store::update_settings(&state.db, principal.brand_id, *id, &settings)
+    let record = store::update_settings(
+        &state.db,
+        principal.brand_id,
+        *id,
+        &settings,
+        state.clock.now(),
+    )
         .await?
         .ok_or_else(not_found)?;
     publish(&state, &principal, &record);
@@ -192,7 +199,7 @@ async fn revoke_token(
     principal: Principal,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let record = store::revoke_token(&state.db, principal.brand_id, *id)
+    let record = store::revoke_token(&state.db, principal.brand_id, *id, state.clock.now())
         .await?
         .ok_or_else(not_found)?;
     publish(&state, &principal, &record);

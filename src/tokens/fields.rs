@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn new_tokens_get_the_contract_defaults() {
-        let now = Utc::now();
+        let now = crate::clock::Clock::default().now();
         let s = fields(r#"{"name":" bot "}"#)
             .into_new_settings(&catalog(), now)
             .expect("valid");
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn patches_keep_absent_fields_and_clear_nulls() {
-        let now = Utc::now();
+        let now = crate::clock::Clock::default().now();
         let c = catalog();
         let s = fields(r#"{"name":"a","rpm":10,"rpd":100,"monthly_budget_usd":5}"#)
             .into_new_settings(&c, now)
@@ -246,7 +246,7 @@ mod tests {
         ];
         for (json, field) in cases {
             let err = fields(json)
-                .into_new_settings(&catalog(), Utc::now())
+                .into_new_settings(&catalog(), crate::clock::Clock::default().now())
                 .expect_err(json);
             assert!(err.to_string().contains(field), "{json}: {err}");
         }

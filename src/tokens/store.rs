@@ -82,7 +82,7 @@ impl TryFrom<agent_token::Model> for TokenRecord {
     }
 }
 
-fn write_settings(row: &mut agent_token::ActiveModel, s: &TokenSettings) {
+fn write_settings(row: &mut agent_token::ActiveModel, s: &TokenSettings, now: DateTime<Utc>) {
     row.name = Set(s.name.clone());
     row.monthly_budget_nanos = Set(s.monthly_budget.map(Money::nanos));
     row.budget_mode = Set(s.budget_mode.as_str().to_owned());
@@ -92,7 +92,7 @@ fn write_settings(row: &mut agent_token::ActiveModel, s: &TokenSettings) {
     row.free_models_only = Set(s.free_models_only);
     row.scopes = Set(s.scopes.to_storage());
     row.expires_at = Set(s.expires_at);
-    row.updated_at = Set(Utc::now());
+    row.updated_at = Set(now);
 }
 
 pub async fn insert_token(
@@ -101,6 +101,7 @@ pub async fn insert_token(
     digest: Digest,
     preview: &str,
     settings: &TokenSettings,
+    now: DateTime<Utc>,
 ) -> Result<TokenRecord, DbErr> {
     let mut row = agent_token::ActiveModel {
         brand_id: Set(brand_id),
@@ -108,10 +109,10 @@ pub async fn insert_token(
         token_preview: Set(preview.to_owned()),
         revoked_at: Set(None),
         last_used_at: Set(None),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         ..Default::default()
     };
-    write_settings(&mut row, settings);
+    write_settings(&mut row, settings, now);
     row.insert(db).await?.try_into()
 }
 
@@ -154,12 +155,13 @@ pub async fn update_settings(
     brand_id: i32,
     id: i32,
     s: &TokenSettings,
+    now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, DbErr> {
     let Some(row) = find_row(db, brand_id, id).await? else {
         return Ok(None);
     };
     let mut row: agent_token::ActiveModel = row.into();
-    write_settings(&mut row, s);
+    write_settings(&mut row, s, now);
     Ok(Some(row.update(db).await?.try_into()?))
 }
 
@@ -168,6 +170,7 @@ pub async fn revoke_token(
     db: &DatabaseConnection,
     brand_id: i32,
     id: i32,
+    now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, DbErr> {
     let Some(row) = find_row(db, brand_id, id).await? else {
         return Ok(None);
@@ -176,7 +179,6 @@ pub async fn revoke_token(
         return Ok(Some(row.try_into()?));
     }
     let mut row: agent_token::ActiveModel = row.into();
-    let now = Utc::now();
     row.revoked_at = Set(Some(now));
     row.updated_at = Set(now);
     Ok(Some(row.update(db).await?.try_into()?))

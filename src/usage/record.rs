@@ -48,7 +48,7 @@ impl SpanClock {
 
     /// Closes the open span (if any) and opens `name`.
     pub fn enter(&mut self, name: &'static str) {
-        self.enter_at(name, Instant::now());
+        self.enter_at(name, crate::clock::stopwatch());
     }
 
     /// Closes the open span at `at` and opens `name` from there.
@@ -74,7 +74,7 @@ impl SpanClock {
 
     /// Closes the open span and returns them all.
     pub fn finish(mut self) -> Vec<Span> {
-        self.close_at(Instant::now());
+        self.close_at(crate::clock::stopwatch());
         self.spans
     }
 }

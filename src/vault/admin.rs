@@ -21,7 +21,6 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
-use std::time::Instant;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("").get(list_keys).post(create_key))
@@ -347,7 +346,7 @@ async fn check(
     state: &AppState,
     endpoint: Result<Endpoint, crate::providers::ProviderError>,
 ) -> HttpResponse {
-    let started = Instant::now();
+    let started = crate::clock::stopwatch();
     let result = match endpoint {
         Ok(endpoint) => {
             endpoint

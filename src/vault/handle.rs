@@ -6,6 +6,7 @@ use super::crypto::VaultCipher;
 use super::key::{KeyRecord, VaultKey};
 use super::snapshot::VaultSnapshot;
 use super::store;
+use crate::clock::Clock;
 use crate::health::HealthStatus;
 use actix::{Actor, Addr, Handler, Message};
 use arc_swap::{ArcSwap, Guard};
@@ -22,6 +23,7 @@ pub struct Vault {
     db: DatabaseConnection,
     /// Told the id of every key disabled for authentication failures (re-auth emails).
     disabled: Option<UnboundedSender<i32>>,
+    clock: Clock,
 }
 
 impl Vault {
@@ -31,6 +33,7 @@ impl Vault {
         db: &DatabaseConnection,
         cipher: Option<VaultCipher>,
         disabled: Option<UnboundedSender<i32>>,
+        clock: Clock,
     ) -> anyhow::Result<Vault> {
         let rows = store::load_all(db).await?;
         let mut keys = Vec::with_capacity(rows.len());
@@ -58,7 +61,13 @@ impl Vault {
             cipher: cipher.map(Arc::new),
             db: db.clone(),
             disabled,
+            clock,
         })
+    }
+
+    /// The app's clock reading, for the timestamps of the rows the vault writes.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The current keys. Never waits.
@@ -106,7 +115,7 @@ impl Vault {
         let mut record = key.record.clone();
         record.is_active = false;
         record.disabled_reason = Some("auth_failed".into());
-        match store::update_settings(&self.db, &record).await {
+        match store::update_settings(&self.db, &record, self.clock.now()).await {
             Ok(stored) => {
                 tracing::warn!(integration_id = id, provider = %record.provider, "key disabled after repeated authentication failures");
                 self.update_record(stored.record, None).await;

@@ -7,7 +7,6 @@ use super::store;
 use crate::catalog::Catalog;
 use crate::error::{ApiError, ErrorCode};
 use crate::money::Money;
-use chrono::Utc;
 use serde::Deserialize;
 
 /// The body of `POST` (provider and credentials required) and `PATCH` (both refused).
@@ -159,7 +158,7 @@ pub async fn create_key_with(
     settings: IntegrationFields,
 ) -> Result<KeyRecord, ApiError> {
     let cipher = vault.cipher().ok_or_else(no_vault_key)?;
-    let now = Utc::now();
+    let now = vault.now();
     let mut record = KeyRecord {
         id: 0,
         owner,
@@ -230,7 +229,7 @@ pub async fn replace_credentials(
         Some(&record.key_preview),
     )
     .await?;
-    let stored = store::update_settings(vault.db(), &record).await?;
+    let stored = store::update_settings(vault.db(), &record, vault.now()).await?;
     vault
         .upsert(VaultKey {
             record: stored.record.clone(),
@@ -297,7 +296,7 @@ pub async fn update_key(
     let mut record = stored.record;
     let was_active = record.is_active;
     fields.apply(&mut record)?;
-    let stored = store::update_settings(vault.db(), &record).await?;
+    let stored = store::update_settings(vault.db(), &record, vault.now()).await?;
     let fallback = match vault.snapshot().get(id) {
         Some(_) => None,
         None => Some(

@@ -2,7 +2,7 @@
 
 use super::key::{KeyRecord, Owner};
 use crate::money::Money;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::integration;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -52,7 +52,7 @@ fn to_i32(v: Option<u32>) -> Option<i32> {
     v.map(|v| v.min(i32::MAX as u32) as i32)
 }
 
-fn write_settings(row: &mut integration::ActiveModel, r: &KeyRecord) {
+fn write_settings(row: &mut integration::ActiveModel, r: &KeyRecord, now: DateTime<Utc>) {
     row.key_label = Set(r.key_label.clone());
     row.is_active = Set(r.is_active);
     row.is_primary = Set(r.is_primary);
@@ -63,7 +63,7 @@ fn write_settings(row: &mut integration::ActiveModel, r: &KeyRecord) {
     row.spend_limit_period = Set(r.spend_limit_period.clone());
     row.spend_limit_action = Set(r.spend_limit_action.clone());
     row.disabled_reason = Set(r.disabled_reason.clone());
-    row.updated_at = Set(Utc::now());
+    row.updated_at = Set(now);
 }
 
 pub async fn insert_key(
@@ -82,10 +82,10 @@ pub async fn insert_key(
         consecutive_failures: Set(0),
         last_used_at: Set(None),
         last_error: Set(None),
-        created_at: Set(Utc::now()),
+        created_at: Set(r.created_at),
         ..Default::default()
     };
-    write_settings(&mut row, r);
+    write_settings(&mut row, r, r.created_at);
     row.insert(db).await?.try_into()
 }
 
@@ -144,13 +144,17 @@ pub async fn find_key(
     Ok(Some(row.try_into()?))
 }
 
-pub async fn update_settings(db: &DatabaseConnection, r: &KeyRecord) -> Result<StoredKey, DbErr> {
+pub async fn update_settings(
+    db: &DatabaseConnection,
+    r: &KeyRecord,
+    now: DateTime<Utc>,
+) -> Result<StoredKey, DbErr> {
     let row = integration::Entity::find_by_id(r.id)
         .one(db)
         .await?
         .ok_or(DbErr::RecordNotFound(format!("integration {}", r.id)))?;
     let mut row: integration::ActiveModel = row.into();
-    write_settings(&mut row, r);
+    write_settings(&mut row, r, now);
     row.update(db).await?.try_into()
 }
 

@@ -48,7 +48,7 @@ async fn minting_returns_the_token_once_with_the_contract_defaults() {
         .expect("expires_at")
         .parse()
         .expect("RFC 3339");
-    let expected = Utc::now() + Duration::hours(720);
+    let expected = app.state.clock.now() + Duration::hours(720);
     assert!((expires - expected).num_seconds().abs() < 60, "{expires}");
 
     let fetched = app
