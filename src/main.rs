@@ -130,7 +130,8 @@ async fn brand(config: Config, command: BrandCommand) -> anyhow::Result<()> {
                 contact_email,
                 billing_anchor_day,
             };
-            let (brand, credential) = brands::create_brand(&db, &cache, new, Clock::default().now()).await?;
+            let (brand, credential) =
+                brands::create_brand(&db, &cache, new, Clock::default().now()).await?;
             eprintln!(
                 "Created brand {:?} ({}). Its credential is shown once, below:",
                 brand.name, brand.client_id
@@ -148,8 +149,8 @@ async fn brand(config: Config, command: BrandCommand) -> anyhow::Result<()> {
             }
         }
         BrandCommand::RotateCredential { client_id } => {
-            let (brand, credential) = brands::rotate_credential(&db, &cache, &client_id, Clock::default().now())
-                    .await?;
+            let (brand, credential) =
+                brands::rotate_credential(&db, &cache, &client_id, Clock::default().now()).await?;
             eprintln!(
                 "New credential for {} below. A running server keeps accepting the old one until it restarts; rotate through POST /api/v1/admin/brands/{{client_id}}/rotate-credential to revoke it at once.",
                 brand.client_id

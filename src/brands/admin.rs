@@ -39,8 +39,8 @@ async fn rotate_credential(
     state: web::Data<AppState>,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (brand, credential) = manage::rotate_credential(&state.db, &state.auth, &client_id, state.clock.now())
-            .await?;
+    let (brand, credential) =
+        manage::rotate_credential(&state.db, &state.auth, &client_id, state.clock.now()).await?;
     tracing::info!(client_id = %brand.client_id, "brand credential rotated");
     Ok(HttpResponse::Ok().json(json!({ "brand": brand, "credential": credential.expose() })))
 }

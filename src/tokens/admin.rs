@@ -188,8 +188,8 @@ async fn update_token(
         &settings,
         state.clock.now(),
     )
-        .await?
-        .ok_or_else(not_found)?;
+    .await?
+    .ok_or_else(not_found)?;
     publish(&state, &principal, &record);
     Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }

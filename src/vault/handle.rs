@@ -13,6 +13,7 @@ use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Vault {
     /// Told the id of every key disabled for authentication failures (re-auth emails).
     disabled: Option<UnboundedSender<i32>>,
     clock: Clock,
+    /// Rounds the OAuth refresher has completed (each looks for due tokens once).
+    refresh_rounds: Arc<AtomicU64>,
 }
 
 impl Vault {
@@ -62,7 +65,18 @@ impl Vault {
             db: db.clone(),
             disabled,
             clock,
+            refresh_rounds: Arc::default(),
         })
+    }
+
+    /// How many rounds the OAuth refresher has completed: a round that starts after a change
+    /// has seen it.
+    pub fn refresh_rounds(&self) -> u64 {
+        self.refresh_rounds.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_refresh_round(&self) {
+        self.refresh_rounds.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The app's clock reading, for the timestamps of the rows the vault writes.

@@ -60,6 +60,7 @@ impl OAuthRefresher {
             let now = self.clock.now();
             let due = self.due(now, &retries);
             if due.is_empty() {
+                self.vault.count_refresh_round();
                 continue;
             }
             let this = &self;
@@ -86,6 +87,7 @@ impl OAuthRefresher {
                     }
                 }
             }
+            self.vault.count_refresh_round();
         }
     }
 

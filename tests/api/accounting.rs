@@ -1,7 +1,7 @@
 //! Per-token controls and accounting: budgets, rate limits, allow-lists, spend, usage and traces.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -563,18 +563,17 @@ async fn a_stream_bills_what_was_generated_even_when_the_client_leaves() {
         response.chunk().await.expect("chunk");
     }
     drop(response);
-    let mut trace = Value::Null;
-    for _ in 0..100 {
-        app.state.usage.flush().await;
-        trace = app
-            .get(&format!("/api/v1/traces/{id}"), Some(&credential))
-            .await
-            .body;
-        if trace["id"].is_string() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let path = format!("/api/v1/traces/{id}");
+    eventually(
+        "the trace written",
+        std::time::Duration::from_secs(5),
+        async || {
+            app.state.usage.flush().await;
+            app.get(&path, Some(&credential)).await.body["id"].is_string()
+        },
+    )
+    .await;
+    let trace = app.get(&path, Some(&credential)).await.body;
     assert_eq!(
         (trace["error_code"].as_str(), trace["streamed"].as_bool()),
         (Some("client_disconnected"), Some(true)),

@@ -2,7 +2,7 @@
 //! per-key limits, and the response the caller sees.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{TestApp, provider_of, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, provider_of, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -274,7 +274,7 @@ async fn a_failing_key_falls_back_to_the_next_key_and_counts_against_its_health(
 
 #[actix_web::test]
 async fn an_unhealthy_key_gets_one_probe_after_the_cooldown_and_recovers() {
-    let app = spawn_app_with(|config| config.health.cooldown_secs = 1).await;
+    let app = spawn_app_with(|config| config.health.cooldown_secs = 60).await;
     let (credential, token) = app.brand_with_token().await;
     let flaky = app
         .add_key(&credential, "groq", "gsk_flaky_00001", json!({}))
@@ -288,7 +288,11 @@ async fn an_unhealthy_key_gets_one_probe_after_the_cooldown_and_recovers() {
     app.chat(&token, MODEL)
         .await
         .assert_error(503, "no_available_key");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.state.clock.advance(chrono::Duration::seconds(59));
+    app.chat(&token, MODEL)
+        .await
+        .assert_error(503, "no_available_key");
+    app.state.clock.advance(chrono::Duration::seconds(1));
     assert_eq!(served_by(&app.chat(&token, MODEL).await), "gsk_flaky_00001");
     assert_eq!(
         health_of(&app, &credential, flaky).await["health_status"],
@@ -340,14 +344,13 @@ async fn three_auth_failures_disable_the_key_without_leaking_it() {
             .await
             .assert_error(502, "upstream_error");
     }
-    let mut key = health_of(&app, &credential, revoked).await;
-    for _ in 0..50 {
-        if key["is_active"] == false {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        key = health_of(&app, &credential, revoked).await;
-    }
+    eventually(
+        "the key disabled",
+        std::time::Duration::from_secs(5),
+        async || health_of(&app, &credential, revoked).await["is_active"] == false,
+    )
+    .await;
+    let key = health_of(&app, &credential, revoked).await;
     assert_eq!(
         (key["is_active"].as_bool(), key["disabled_reason"].as_str()),
         (Some(false), Some("auth_failed")),

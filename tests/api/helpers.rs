@@ -239,6 +239,17 @@ impl TestApp {
         .await
     }
 
+    /// Stops this server gracefully and waits until `serve` has returned: its background work
+    /// (mailer, refresher) is over, so nothing more can happen. Returns the database.
+    pub async fn stop(self) -> TestDb {
+        self.handle.stop(true).await;
+        self.serving
+            .await
+            .expect("serve task")
+            .expect("clean shutdown");
+        self.db
+    }
+
     /// Stops this server gracefully and starts a new one on the same database and config.
     pub async fn restart(self) -> TestApp {
         self.restart_with(|_| {}, |_| async {}).await

@@ -2,7 +2,7 @@
 //! vault; SMTP outages; tampered, expired, reused and revoked links.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{TestApp, TestDb, spawn_app_on};
+use crate::helpers::{TestApp, TestDb, eventually, spawn_app_on};
 use crate::smtp_sink::SmtpSink;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -178,12 +178,29 @@ async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
     let app = app_mailing_to(port).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "openai").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(
+        "a failed attempt while SMTP is down",
+        Duration::from_secs(10),
+        async || outbox_attempts(&app).await.first().is_some_and(|a| *a >= 1),
+    )
+    .await;
     let sink = SmtpSink::start(port).await;
     let email = sink.wait_for(1, Duration::from_secs(15)).await;
     assert!(email.contains("OpenAI"), "{email}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.stop().await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
+}
+
+/// `attempts` of every outbox row.
+async fn outbox_attempts(app: &TestApp) -> Vec<i32> {
+    use sea_orm::EntityTrait;
+    entity::outbox::Entity::find()
+        .all(&app.state.db)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|row| row.attempts)
+        .collect()
 }
 
 /// Mail queued while the SMTP server is down is sent by the next process, once.
@@ -196,9 +213,8 @@ async fn unsent_mail_survives_a_restart(db: TestDb) {
     let sink = SmtpSink::start(port).await;
     let email = sink.wait_for(1, Duration::from_secs(15)).await;
     assert!(email.contains("OpenAI"), "{email}");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.stop().await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
-    drop(app);
 }
 
 #[actix_web::test]
@@ -211,15 +227,25 @@ async fn two_replicas_on_one_database_send_each_queued_email_once() {
     for provider in providers {
         invite(&app, &credential, provider).await;
     }
-    // Both mailers have found the outbox due and failed; from now on they race for each email.
-    // The server takes 400 ms per message, so one mailer's drain outlasts the other's next look.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both mailers find the outbox due while SMTP is down, and fail; once it is up they race for
+    // each email. The server takes 400 ms per message, so one mailer's drain outlasts the other's
+    // next look.
+    eventually(
+        "failed attempts on every email",
+        Duration::from_secs(10),
+        async || {
+            let attempts = outbox_attempts(&app).await;
+            attempts.len() == providers.len() && attempts.iter().all(|a| *a >= 1)
+        },
+    )
+    .await;
     let sink = SmtpSink::start_slow(port, Duration::from_millis(400)).await;
     sink.wait_for(providers.len(), Duration::from_secs(15))
         .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Stopped, neither mailer can send again: a duplicate would be in the sink by now.
+    replica.stop().await;
+    app.stop().await;
     assert_eq!(sink.messages().len(), providers.len(), "each email once");
-    drop(replica);
 }
 
 #[actix_web::test]

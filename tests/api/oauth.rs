@@ -91,6 +91,18 @@ async fn integrations(app: &TestApp, credential: &str) -> Value {
     app.get("/api/v1/integrations", Some(credential)).await.body
 }
 
+/// Waits until the refresher has completed a whole round that started after this call (the
+/// round under way may have begun before): what it would do, it has done.
+async fn two_more_refresh_rounds(app: &TestApp) {
+    let from = app.state.vault.refresh_rounds();
+    eventually(
+        "two refresher rounds",
+        Duration::from_secs(10),
+        async || app.state.vault.refresh_rounds() >= from + 2,
+    )
+    .await;
+}
+
 /// Moves the clock 58 minutes on, into the margin before the first hour-long token expires, and
 /// waits for the vault's one refresh.
 async fn refresh_when_due(app: &TestApp, oauth: &FakeOAuth) {
@@ -271,12 +283,6 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
 
     oauth.refuse_refresh(true);
     app.state.clock.advance(chrono::Duration::minutes(58));
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    eprintln!(
-        "DEBUG calls {:?} keys {}",
-        oauth.calls(),
-        integrations(&app, &credential).await
-    );
     let email = sink.wait_for(2, Duration::from_secs(15)).await;
     assert!(
         email.contains("To: owner@example.test") && email.contains("stopped working"),
@@ -294,7 +300,7 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
         last_error.contains("invalid_grant") && !last_error.contains("oauth-refresh"),
         "the provider's echo of the refresh token is scrubbed: {key}"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    two_more_refresh_rounds(&app).await;
     assert_eq!(
         oauth.refresh_calls(),
         refused,
@@ -421,7 +427,7 @@ async fn a_token_another_replica_refreshed_is_adopted_instead_of_refreshed_again
         async || app.serving_key(&agent, GROQ).await == "oauth-access-0002",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    two_more_refresh_rounds(&app).await;
     assert_eq!(oauth.refresh_calls(), 1, "only the other replica refreshed");
     let key = &integrations(&app, &credential).await["integrations"][0];
     assert_eq!(

@@ -137,7 +137,10 @@ async fn sigterm_under_load_loses_no_ledger_row_and_spent_budgets_stay_spent() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    crate::helpers::eventually("load under way", Duration::from_secs(10), async || {
+        successes.load(Ordering::SeqCst) >= 200
+    })
+    .await;
     let before_term = successes.load(Ordering::SeqCst);
     let clean = tokio::task::spawn_blocking(move || server.terminate())
         .await

@@ -2,7 +2,7 @@
 //! fallback before the first byte only, mid-stream failure, and client disconnect.
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::spawn_app;
+use crate::helpers::{eventually, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -180,15 +180,13 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
         .expect("first chunk")
         .expect("some bytes");
     drop(response);
-    let mut dropped = None;
-    for _ in 0..100 {
-        dropped = app.fake.slow_stream_dropped_after();
-        if dropped.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let sent = dropped.expect("the upstream stream was dropped after the client left");
+    eventually(
+        "the upstream stream dropped after the client left",
+        std::time::Duration::from_secs(5),
+        async || app.fake.slow_stream_dropped_after().is_some(),
+    )
+    .await;
+    let sent = app.fake.slow_stream_dropped_after().unwrap_or_default();
     assert!(
         sent < 100,
         "upstream stopped early, after {sent} of 500 chunks"
