@@ -44,18 +44,29 @@ async fn success_rows(app: &TestApp, credential: &str) -> u64 {
     traces.body["total"].as_u64().expect("total")
 }
 
-#[actix_web::test]
-async fn a_full_ledger_queue_holds_new_requests_back_until_a_commit_frees_room() {
+/// An app whose ledger queue holds `queue_rows` traces and commits one at a time, a brand with an
+/// OpenAI key and a token, and the ledger locked → (app, credential, token, lock).
+async fn with_ledger_locked(
+    queue_rows: usize,
+    queue_wait_ms: u64,
+) -> (TestApp, String, String, LedgerLock) {
     let app = spawn_app_with(|config| {
-        config.usage.queue_rows = 2;
+        config.usage.queue_rows = queue_rows;
         config.usage.batch_rows = 1;
         config.usage.flush_window_ms = 1;
+        config.usage.queue_wait_ms = queue_wait_ms;
     })
     .await;
     let (credential, token) = app.brand_with_token().await;
     app.add_key(&credential, "openai", "sk-openai-ledger", json!({}))
         .await;
     let lock = LedgerLock::take(&app).await;
+    (app, credential, token, lock)
+}
+
+#[actix_web::test]
+async fn a_full_ledger_queue_holds_new_requests_back_until_a_commit_frees_room() {
+    let (app, credential, token, lock) = with_ledger_locked(2, 10_000).await;
     for _ in 0..2 {
         assert_eq!(app.chat(&token, "gpt-4o-mini").await.status, StatusCode::OK);
     }
@@ -89,17 +100,7 @@ async fn a_full_ledger_queue_holds_new_requests_back_until_a_commit_frees_room()
 
 #[actix_web::test]
 async fn a_request_that_waits_too_long_for_room_is_refused_with_503() {
-    let app = spawn_app_with(|config| {
-        config.usage.queue_rows = 1;
-        config.usage.batch_rows = 1;
-        config.usage.flush_window_ms = 1;
-        config.usage.queue_wait_ms = 200;
-    })
-    .await;
-    let (credential, token) = app.brand_with_token().await;
-    app.add_key(&credential, "openai", "sk-openai-ledger", json!({}))
-        .await;
-    let lock = LedgerLock::take(&app).await;
+    let (app, credential, token, lock) = with_ledger_locked(1, 200).await;
     for _ in 0..2 {
         assert_eq!(app.chat(&token, "gpt-4o-mini").await.status, StatusCode::OK);
     }
