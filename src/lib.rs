@@ -7,6 +7,7 @@ pub mod body;
 pub mod brands;
 pub mod catalog;
 pub mod clock;
+pub mod coherence;
 pub mod config;
 pub mod error;
 pub mod gate;
@@ -160,6 +161,12 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
 async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     install_tls_provider();
     let db = storage::connect(&config.database).await?;
+    // Before the caches load: changes made while they load are replayed afterwards.
+    let followed = if coherence::Follower::needed(&db) {
+        Some(coherence::current_version(&db).await?)
+    } else {
+        None
+    };
     let catalog = load_catalog(&config, &db).await?;
     let auth = load_credentials(&db).await?;
     let operator_token =
@@ -218,7 +225,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         form_key: Arc::new(form_key()?),
     };
     let (stop, stopping) = watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         actix_web::rt::spawn(invites::reauth::listen(
             disabled,
             state.clone(),
@@ -231,11 +238,24 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
                 http: state.http.clone(),
                 config: state.config.clone(),
                 clock: state.clock.clone(),
-                stop: stopping,
+                stop: stopping.clone(),
             }
             .run(),
         ),
     ];
+    if let Some(applied) = followed {
+        let follower = coherence::Follower {
+            db: state.db.clone(),
+            caches: coherence::Caches {
+                auth: state.auth.clone(),
+                vault: state.vault.clone(),
+                catalog: state.catalog.clone(),
+            },
+            applied,
+            stop: stopping.clone(),
+        };
+        tasks.push(actix_web::rt::spawn(follower.run()));
+    }
     Ok((state, Background { stop, tasks }))
 }
 

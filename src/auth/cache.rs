@@ -90,6 +90,15 @@ impl TokenCache {
         (seen > 0).then_some(seen)
     }
 
+    /// The `client_id` of brand `id` (a scan: for the rare cache reloads, not the request path).
+    pub fn client_id_of(&self, brand_id: i32) -> Option<Arc<str>> {
+        self.inner
+            .brands
+            .iter()
+            .find(|b| b.id == brand_id)
+            .map(|b| b.client_id.clone())
+    }
+
     /// The billing anchor day of the brand `client_id`.
     pub fn anchor_day(&self, client_id: &str) -> Option<u32> {
         self.inner.brands.get(client_id).and_then(|b| b.anchor_day)

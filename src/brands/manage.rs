@@ -170,6 +170,18 @@ pub async fn load_into_cache(
     Ok(brands)
 }
 
+/// Re-reads brand `id` into the cache, after another replica changed it.
+pub async fn reload_into_cache(
+    db: &DatabaseConnection,
+    cache: &TokenCache,
+    id: i32,
+) -> anyhow::Result<()> {
+    if let Some(record) = store::find_brand_by_id(db, id).await? {
+        cache.put_brand(entry(&record));
+    }
+    Ok(())
+}
+
 fn entry(record: &BrandRecord) -> BrandEntry {
     BrandEntry {
         id: record.id,

@@ -13,5 +13,7 @@ pub mod manage;
 mod store;
 
 pub use credential::ClientCredential;
-pub use manage::{BrandView, NewBrand, create_brand, load_into_cache, rotate_credential};
+pub use manage::{
+    BrandView, NewBrand, create_brand, load_into_cache, reload_into_cache, rotate_credential,
+};
 pub use store::BrandRecord;

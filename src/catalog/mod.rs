@@ -11,4 +11,4 @@ mod data;
 mod store;
 
 pub use data::{Alias, Catalog, Model, Provider};
-pub use store::load_overrides;
+pub use store::{find_override, load_overrides};

@@ -18,6 +18,17 @@ pub async fn load_overrides(db: &DatabaseConnection) -> Result<Vec<(String, Vec<
         .collect()
 }
 
+/// The stored chain of `alias_id`, if the operator replaced it.
+pub async fn find_override(
+    db: &DatabaseConnection,
+    alias_id: &str,
+) -> Result<Option<Vec<String>>, DbErr> {
+    let row = alias_override::Entity::find_by_id(alias_id.to_owned())
+        .one(db)
+        .await?;
+    Ok(row.and_then(|r| serde_json::from_str(&r.models).ok()))
+}
+
 pub async fn save_override(
     db: &DatabaseConnection,
     alias_id: &str,

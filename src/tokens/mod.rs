@@ -14,4 +14,4 @@ mod pat;
 mod store;
 
 pub use last_used::{WrittenStamps, flush_last_used, spawn_last_used_flusher};
-pub use store::load_into_cache;
+pub use store::{load_into_cache, reload_into_cache};

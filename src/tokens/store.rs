@@ -200,6 +200,27 @@ pub async fn write_last_used(db: &DatabaseConnection, uses: &[(i32, i64)]) -> Re
 }
 
 /// Start-up: every token (revoked ones too, so their callers hear "revoked") into the cache.
+/// Re-reads token `id` into the cache, after another replica changed it (minted, edited, revoked).
+pub async fn reload_into_cache(
+    db: &DatabaseConnection,
+    cache: &TokenCache,
+    id: i32,
+) -> anyhow::Result<()> {
+    let Some(row) = agent_token::Entity::find_by_id(id).one(db).await? else {
+        return Ok(());
+    };
+    let record = TokenRecord::try_from(row)?;
+    let Some(client_id) = cache.client_id_of(record.brand_id) else {
+        anyhow::bail!(
+            "token {id} belongs to brand {}, not in the cache",
+            record.brand_id
+        );
+    };
+    let anchor_day = cache.anchor_day(&client_id);
+    cache.put_token(record.digest, record.cache_entry(client_id, anchor_day));
+    Ok(())
+}
+
 pub async fn load_into_cache(
     db: &DatabaseConnection,
     cache: &TokenCache,

@@ -161,6 +161,25 @@ impl Vault {
         self.publish(Remove(id)).await;
     }
 
+    /// Re-reads key `id` after another replica wrote it: decrypted here, from the row (decrypted
+    /// credentials never travel between replicas); a deleted row leaves the snapshot.
+    pub async fn reload(&self, id: i32) -> anyhow::Result<()> {
+        let Some(row) = store::find_any(&self.db, id).await? else {
+            self.remove(id).await;
+            return Ok(());
+        };
+        let Some(cipher) = self.cipher() else {
+            anyhow::bail!("no vault key configured: key {id} left unusable");
+        };
+        let credentials = cipher.decrypt(&row.credentials_enc)?;
+        self.upsert(VaultKey {
+            record: row.record,
+            credentials,
+        })
+        .await;
+        Ok(())
+    }
+
     /// Hands a change to the actor and waits until it is published. The row is already written,
     /// so if the actor is gone (shutdown) the change is only missing from memory.
     async fn publish<M>(&self, change: M)

@@ -129,6 +129,15 @@ pub async fn load_all(db: &DatabaseConnection) -> Result<Vec<StoredKey>, DbErr> 
     rows.into_iter().map(StoredKey::try_from).collect()
 }
 
+/// The key `id`, whoever owns it (cache reloads).
+pub async fn find_any(db: &DatabaseConnection, id: i32) -> Result<Option<StoredKey>, DbErr> {
+    integration::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(StoredKey::try_from)
+        .transpose()
+}
+
 /// The key `id` if `owner` owns it; a foreign key looks exactly like a missing one.
 pub async fn find_key(
     db: &DatabaseConnection,

@@ -22,6 +22,7 @@ mod logs;
 mod media;
 mod oauth;
 mod process;
+mod replicas;
 mod robustness;
 mod shutdown;
 mod smtp_sink;
