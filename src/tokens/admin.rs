@@ -60,19 +60,30 @@ async fn spend(
     principal: &Principal,
     token_id: i32,
 ) -> Result<SpendView, ApiError> {
+    let rows =
+        usage::token_month_by_model(&state.db, token_id, budget_month_start(state, principal))
+            .await?;
+    Ok(spend_view(rows))
+}
+
+/// Where the brand's current budget month began.
+fn budget_month_start(state: &AppState, principal: &Principal) -> DateTime<Utc> {
     let anchor = state.auth.anchor_day(&principal.client_id);
-    let month = BudgetPeriod::containing(state.clock.now(), anchor);
-    let mut rows = usage::token_month_by_model(&state.db, token_id, month.start).await?;
+    BudgetPeriod::containing(state.clock.now(), anchor).start
+}
+
+/// A token's spend per model (largest first) and in total.
+fn spend_view(mut rows: Vec<(String, Money, u64)>) -> SpendView {
     rows.sort_by_key(|(_, cost, _)| std::cmp::Reverse(*cost));
     let total = rows.iter().map(|(_, cost, _)| cost.nanos()).sum();
     let by_model = rows
         .into_iter()
         .map(|(model, cost, requests)| json!({ "model": model, "cost_usd": cost, "requests": requests }))
         .collect();
-    Ok(SpendView {
+    SpendView {
         month_usd: Money::from_nanos(total),
         by_model,
-    })
+    }
 }
 
 /// `view` with its spend filled in.
@@ -151,10 +162,18 @@ async fn list_tokens(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let records = store::list_tokens(&state.db, principal.brand_id, query.include_revoked).await?;
-    let mut data: Vec<TokenView> = Vec::with_capacity(records.len());
-    for record in records {
-        data.push(full_view(&state, record, &principal).await?);
-    }
+    // One grouped query for every token's spend, not one per token.
+    let since = budget_month_start(&state, &principal);
+    let mut spend = usage::brand_month_by_model(&state.db, principal.brand_id, since).await?;
+    let data: Vec<TokenView> = records
+        .into_iter()
+        .map(|record| {
+            let rows = spend.remove(&record.id).unwrap_or_default();
+            let mut view = view(record, &principal, &state.auth);
+            view.spend = spend_view(rows);
+            view
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "total": data.len(), "data": data })))
 }
 

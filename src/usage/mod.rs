@@ -17,6 +17,7 @@ mod writer;
 
 pub use record::{Span, SpanClock, TraceRecord, TraceStatus};
 pub use store::{
-    IntegrationSpend, TokenSeed, load_integration_spend, load_token_seeds, token_month_by_model,
+    IntegrationSpend, TokenSeed, brand_month_by_model, load_integration_spend, load_token_seeds,
+    token_month_by_model,
 };
 pub use writer::{LedgerSlot, UsageWriter};

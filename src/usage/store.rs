@@ -139,6 +139,46 @@ pub async fn token_month_by_model(
         .collect())
 }
 
+/// A model's spend and request count.
+pub type ModelSpend = (String, Money, u64);
+
+/// (token, model, summed cost, requests) as the grouped query returns them.
+type TokenModelRow = (Option<i32>, Option<String>, Option<i64>, i64);
+
+/// Every token's spend and requests per model since `since`, for one brand's tokens in one query:
+/// token id → [(model, cost, requests)].
+pub async fn brand_month_by_model(
+    db: &DatabaseConnection,
+    brand_id: i32,
+    since: DateTime<Utc>,
+) -> Result<HashMap<i32, Vec<ModelSpend>>, DbErr> {
+    let rows: Vec<TokenModelRow> = trace::Entity::find()
+        .select_only()
+        .column(trace::Column::AgentKeyId)
+        .column(trace::Column::Model)
+        .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
+        .column_as(trace::Column::Id.count(), "requests")
+        .filter(trace::Column::BrandId.eq(brand_id))
+        .filter(trace::Column::CreatedAt.gte(since))
+        .filter(trace::Column::CostNanos.gt(0))
+        .group_by(trace::Column::AgentKeyId)
+        .group_by(trace::Column::Model)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by_token: HashMap<i32, Vec<ModelSpend>> = HashMap::new();
+    for (token, model, cost, requests) in rows {
+        if let (Some(token), Some(model)) = (token, model) {
+            by_token.entry(token).or_default().push((
+                model,
+                Money::from_nanos(cost.unwrap_or(0)),
+                Ord::max(requests, 0) as u64,
+            ));
+        }
+    }
+    Ok(by_token)
+}
+
 /// Filters of `GET /api/v1/traces` and `/summary`, always within one brand.
 #[derive(Debug, Default, Clone)]
 pub struct TraceFilter {

@@ -239,3 +239,38 @@ async fn last_used_at_reflects_the_latest_authenticated_request() {
         .await;
     assert!(fetched.body["last_used_at"].is_string(), "{}", fetched.body);
 }
+
+#[actix_web::test]
+async fn the_list_shows_each_tokens_own_spend() {
+    let app = spawn_app().await;
+    let (_, credential) = app.create_brand("Acme").await;
+    app.add_key(&credential, "openai", "sk-openai-list-spend", json!({}))
+        .await;
+    let (busy, _) = app.mint_token(&credential, json!({ "name": "busy" })).await;
+    let (idle, _) = app.mint_token(&credential, json!({ "name": "idle" })).await;
+    let (light, _) = app
+        .mint_token(&credential, json!({ "name": "light" }))
+        .await;
+    for token in [&busy, &busy, &light] {
+        assert_eq!(app.chat(token, "gpt-4o-mini").await.status, StatusCode::OK);
+    }
+    drop(idle);
+    app.state.usage.flush().await;
+    let list = app.get(KEYS, Some(&credential)).await.body;
+    let listed = list["data"].as_array().expect("tokens");
+    assert_eq!(listed.len(), 3);
+    for token in listed {
+        let one = app
+            .get(&format!("{KEYS}/{}", token["id"]), Some(&credential))
+            .await
+            .body;
+        assert_eq!(token["spend"], one["spend"], "{}", token["name"]);
+    }
+    let spend_of = |name: &str| {
+        listed.iter().find(|t| t["name"] == name).expect("listed")["spend"]["month_usd"]
+            .as_f64()
+            .expect("spend")
+    };
+    assert!(spend_of("busy") > spend_of("light") && spend_of("light") > 0.0);
+    assert_eq!(spend_of("idle"), 0.0);
+}
