@@ -14,6 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
 use bytes::Bytes;
@@ -40,9 +41,13 @@ pub async fn guard(
     next: Next<BoxBody>,
     deadline: Duration,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let empty = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .is_some_and(|length| length.as_bytes() == b"0");
     let payload = req.take_payload();
-    if matches!(payload, Payload::None) {
-        // No body (a GET): nothing to bound.
+    if empty || matches!(payload, Payload::None) {
+        // No body (a GET, `Content-Length: 0`): nothing to bound, nothing left unread.
         req.set_payload(payload);
         return next.call(req).await;
     }
