@@ -10,19 +10,31 @@
 //! replica read and decrypt the row itself. Own writes come back as events too; re-reading them
 //! is harmless.
 //!
-//! Bound: a change is seen by every replica within milliseconds (the notification), at most one
-//! second plus a read (the poll) when a notification is lost. SQLite is one node and needs none
-//! of this.
+//! Every replica registers in `replicas` with the version it has applied, refreshed by each pass
+//! (at least every second). A write made through the API answers only once every live replica
+//! (seen in the last `LIVE_FOR`) has applied it ([`confirm_writes`]), so a request that starts
+//! after the write's response is judged by the new state on every replica. A replica whose last
+//! successful pass is older than `TRUST_FOR` (it lost the database) stops answering authenticated
+//! requests (503) before the others stop waiting for it. SQLite is one node and needs none of
+//! this.
 
 use crate::auth::TokenCache;
 use crate::catalog::{self, Catalog};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 use crate::vault::Vault;
 use crate::{brands, tokens};
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::web;
 use arc_swap::ArcSwap;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const CHANNEL: &str = "sg_cache";
@@ -30,6 +42,145 @@ const CHANNEL: &str = "sg_cache";
 const POLL: Duration = Duration::from_secs(1);
 /// Events applied per read.
 const PAGE: i64 = 500;
+/// A replica not seen for this long is not waited for (killed, or cut off from the database).
+const LIVE_FOR: Duration = Duration::from_secs(5);
+/// A replica whose last pass is older than this refuses authenticated requests; shorter than
+/// `LIVE_FOR`, so it stops before the others stop waiting for it.
+const TRUST_FOR: Duration = Duration::from_secs(4);
+/// How long a write waits for the other replicas before answering anyway (and saying so).
+const CONFIRM_FOR: Duration = Duration::from_secs(5);
+
+/// This replica's place among the followers of the database.
+#[derive(Clone)]
+pub struct Replicas {
+    inner: Arc<ReplicasInner>,
+}
+
+struct ReplicasInner {
+    id: String,
+    db: DatabaseConnection,
+    /// Real time (a liveness measurement between processes, not a business decision).
+    started: Instant,
+    /// Milliseconds after `started` of the last successful pass.
+    synced_ms: AtomicU64,
+}
+
+impl Replicas {
+    /// Registers this replica at `applied`, before its caches load (so writers wait for it).
+    pub async fn register(db: &DatabaseConnection, applied: i64) -> Result<Replicas, sqlx::Error> {
+        let replicas = Replicas {
+            inner: Arc::new(ReplicasInner {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                db: db.clone(),
+                started: crate::clock::stopwatch(),
+                synced_ms: AtomicU64::new(0),
+            }),
+        };
+        replicas.report(applied).await?;
+        Ok(replicas)
+    }
+
+    /// Records that this replica has applied `applied` and is alive.
+    async fn report(&self, applied: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO replicas (id, applied, last_seen) VALUES ($1, $2, now())              ON CONFLICT (id) DO UPDATE SET applied = EXCLUDED.applied, last_seen = now()",
+        )
+        .bind(&self.inner.id)
+        .bind(applied)
+        .execute(self.inner.db.get_postgres_connection_pool())
+        .await?;
+        let since = self.inner.started.elapsed().as_millis() as u64;
+        self.inner.synced_ms.store(since, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn leave(&self) {
+        let left = sqlx::query("DELETE FROM replicas WHERE id = $1")
+            .bind(&self.inner.id)
+            .execute(self.inner.db.get_postgres_connection_pool())
+            .await;
+        if let Err(err) = left {
+            tracing::warn!("leaving the replica registry: {err}");
+        }
+    }
+
+    /// Whether this replica's caches can be trusted: it followed the change log recently.
+    pub fn is_current(&self) -> bool {
+        let synced = Duration::from_millis(self.inner.synced_ms.load(Ordering::Relaxed));
+        self.inner.started.elapsed().saturating_sub(synced) < TRUST_FOR
+    }
+
+    /// 503 when this replica lost the database long enough that others no longer wait for it.
+    pub fn require_current(&self) -> Result<(), ApiError> {
+        if self.is_current() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "this replica cannot reach the database to confirm credentials are current",
+        )
+        .with_retry_after(Duration::from_secs(1)))
+    }
+
+    /// Waits until every live replica has applied everything committed so far (a write's own
+    /// events included), at most `CONFIRM_FOR`.
+    pub async fn confirm_applied_everywhere(&self) {
+        let pool = self.inner.db.get_postgres_connection_pool();
+        let started = crate::clock::stopwatch();
+        let Ok(version) = current_version(&self.inner.db).await else {
+            return;
+        };
+        loop {
+            let behind: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM replicas WHERE applied < $1                  AND last_seen > now() - make_interval(secs => $2)",
+            )
+            .bind(version)
+            .bind(LIVE_FOR.as_secs_f64())
+            .fetch_one(pool)
+            .await;
+            match behind {
+                Ok(0) => return,
+                Ok(_) if started.elapsed() < CONFIRM_FOR => {}
+                Ok(behind) => {
+                    tracing::warn!(
+                        version,
+                        behind,
+                        "answering a write before every replica applied it"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!("confirming a write on the replicas: {err}");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// The middleware that holds a successful write's answer until every live replica applied it.
+/// Writes are the non-GET requests outside the generating routes, and the OAuth callback.
+pub async fn confirm_writes(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path();
+    let writes = (!matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.starts_with("/api/gate/"))
+        || path == "/oauth/callback";
+    let replicas = writes
+        .then(|| req.app_data::<web::Data<AppState>>())
+        .flatten()
+        .and_then(|state| state.replicas.clone());
+    let response = next.call(req).await?;
+    if let Some(replicas) = replicas
+        && response.status().is_success()
+    {
+        replicas.confirm_applied_everywhere().await;
+    }
+    Ok(response)
+}
 
 /// The caches a follower keeps up to date.
 pub struct Caches {
@@ -55,6 +206,7 @@ pub async fn current_version(db: &DatabaseConnection) -> Result<i64, sea_orm::Db
 pub struct Follower {
     pub db: DatabaseConnection,
     pub caches: Caches,
+    pub replicas: Replicas,
     /// The last version applied.
     pub applied: i64,
     pub stop: watch::Receiver<bool>,
@@ -72,7 +224,10 @@ impl Follower {
         let mut poll = tokio::time::interval(POLL);
         loop {
             tokio::select! {
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => {
+                    self.replicas.leave().await;
+                    return;
+                }
                 _ = poll.tick() => {
                     if listener.is_none() {
                         listener = self.listen().await;
@@ -105,27 +260,37 @@ impl Follower {
         }
     }
 
-    /// Applies every event after `applied`, in order. A row that cannot be re-read now (the
-    /// database hiccups) stops the pass there, to be retried, so no change is skipped.
+    /// Applies every event after `applied`, in order, then reports the version reached. A row
+    /// that cannot be re-read now (the database hiccups) stops the pass there, to be retried, so
+    /// no change is skipped; an unfinished pass reports nothing.
     async fn catch_up(&mut self) {
+        if self.apply_pending().await
+            && let Err(err) = self.replicas.report(self.applied).await
+        {
+            tracing::warn!("reporting to the replica registry: {err}");
+        }
+    }
+
+    /// `true` once everything committed has been applied.
+    async fn apply_pending(&mut self) -> bool {
         loop {
             let events = match self.events_after(self.applied).await {
                 Ok(events) => events,
                 Err(err) => {
                     tracing::warn!("reading cache events: {err}");
-                    return;
+                    return false;
                 }
             };
             let page_full = events.len() as i64 == PAGE;
             for (version, kind, entity) in events {
                 if let Err(err) = self.apply(&kind, &entity).await {
                     tracing::warn!(version, kind, "re-reading a changed row: {err:#}");
-                    return;
+                    return false;
                 }
                 self.applied = version;
             }
             if !page_full {
-                return;
+                return true;
             }
         }
     }

@@ -129,6 +129,7 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
             .wrap(from_fn(move |req, next| {
                 body::guard(req, next, body_deadline)
             }))
+            .wrap(from_fn(coherence::confirm_writes))
             .wrap(routes::envelope_for_bare_errors())
             .wrap(from_fn(telemetry::request_context))
             .configure(|cfg| routes::configure(cfg, body_limit))
@@ -162,8 +163,13 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     install_tls_provider();
     let db = storage::connect(&config.database).await?;
     // Before the caches load: changes made while they load are replayed afterwards.
+    // Registered as a replica before that too, so writers wait for this one from now on.
     let followed = if coherence::Follower::needed(&db) {
-        Some(coherence::current_version(&db).await?)
+        let applied = coherence::current_version(&db).await?;
+        let replicas = coherence::Replicas::register(&db, applied)
+            .await
+            .context("registering in the replica registry")?;
+        Some((applied, replicas))
     } else {
         None
     };
@@ -223,6 +229,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         usage,
         mailer,
         form_key: Arc::new(form_key()?),
+        replicas: followed.as_ref().map(|(_, replicas)| replicas.clone()),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks = vec![
@@ -243,7 +250,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             .run(),
         ),
     ];
-    if let Some(applied) = followed {
+    if let Some((applied, replicas)) = followed {
         let follower = coherence::Follower {
             db: state.db.clone(),
             caches: coherence::Caches {
@@ -251,6 +258,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
                 vault: state.vault.clone(),
                 catalog: state.catalog.clone(),
             },
+            replicas,
             applied,
             stop: stopping.clone(),
         };

@@ -3,6 +3,7 @@
 use crate::auth::{Digest, TokenCache};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
+use crate::coherence::Replicas;
 use crate::config::Config;
 use crate::health::Health;
 use crate::invites::Mailer;
@@ -41,4 +42,6 @@ pub struct AppState {
     /// Binds invite forms to their link (per process: a form rendered before a restart must be
     /// submitted again).
     pub form_key: Arc<[u8; 32]>,
+    /// This replica among those sharing a PostgreSQL database (`None` on SQLite: one node).
+    pub replicas: Option<Replicas>,
 }

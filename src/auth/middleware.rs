@@ -73,6 +73,10 @@ pub async fn operator_only(
 
 fn authenticate(req: &ServiceRequest) -> Result<Principal, ApiError> {
     let state = app_state(req)?;
+    if let Some(replicas) = &state.replicas {
+        // Cached credentials are only as good as this replica's last look at the change log.
+        replicas.require_current()?;
+    }
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let credential = parse_bearer(header)?;
     state
