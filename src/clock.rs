@@ -18,6 +18,12 @@ pub fn stopwatch() -> Instant {
     now
 }
 
+/// Whole seconds of real time since the first call, for "at most every N seconds" throttles.
+pub fn stopwatch_secs() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(stopwatch).elapsed().as_secs()
+}
+
 /// Real time plus an offset that only tests change. Cloning shares the offset.
 #[derive(Clone, Default, Debug)]
 pub struct Clock {

@@ -63,6 +63,8 @@ struct ReplicasInner {
     started: Instant,
     /// Milliseconds after `started` of the last successful pass.
     synced_ms: AtomicU64,
+    /// Replicas seen in the last `LIVE_FOR`, this one included, as of the last pass.
+    live: AtomicU64,
 }
 
 impl Replicas {
@@ -74,6 +76,7 @@ impl Replicas {
                 db: db.clone(),
                 started: crate::clock::stopwatch(),
                 synced_ms: AtomicU64::new(0),
+                live: AtomicU64::new(1),
             }),
         };
         replicas.report(applied).await?;
@@ -89,9 +92,24 @@ impl Replicas {
         .bind(applied)
         .execute(self.inner.db.get_postgres_connection_pool())
         .await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM replicas WHERE last_seen > now() - make_interval(secs => $1)",
+        )
+        .bind(LIVE_FOR.as_secs_f64())
+        .fetch_one(self.inner.db.get_postgres_connection_pool())
+        .await?;
+        self.inner.live.store(live.max(1) as u64, Ordering::Relaxed);
         let since = self.inner.started.elapsed().as_millis() as u64;
         self.inner.synced_ms.store(since, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// How many replicas are alive (seen in the last seconds), at least this one.
+    pub fn live(&self) -> u32 {
+        self.inner
+            .live
+            .load(Ordering::Relaxed)
+            .clamp(1, u64::from(u32::MAX)) as u32
     }
 
     async fn leave(&self) {

@@ -33,6 +33,7 @@ pub struct Config {
     pub invites: InvitesConfig,
     pub oauth: OAuthConfig,
     pub log: LogConfig,
+    pub redis: RedisConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
@@ -195,6 +196,25 @@ impl OAuthConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Empty: off (one node, or replicas with per-replica rate windows).
+    pub url: Secret,
+    pub prefix: String,
+    pub on_error: OnRedisError,
+}
+
+/// What rate-limited tokens get while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisError {
+    /// Each replica admits its share of each limit (limit ÷ live replicas): never above the limit.
+    Share,
+    /// 503 `service_unavailable`: never above the limit, and nothing admitted.
+    FailClosed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
@@ -301,6 +321,13 @@ impl Config {
         }
         if self.server.body_read_timeout_secs == 0 {
             bail!("invalid config at `server.body_read_timeout_secs`: must be positive");
+        }
+        let postgres = !url.starts_with("sqlite:");
+        if !self.redis.url.is_empty() && !postgres {
+            bail!(
+                "invalid config at `redis.url`: Redis coordinates replicas sharing a PostgreSQL \
+                 database; with SQLite (one node) leave it empty"
+            );
         }
         if self.usage.batch_rows == 0 {
             bail!("invalid config at `usage.batch_rows`: must be positive");
@@ -494,6 +521,20 @@ mod tests {
             config.providers["groq"].base_url.as_deref(),
             Some("http://127.0.0.1:1")
         );
+    }
+
+    #[test]
+    fn redis_is_configured_from_the_environment_and_needs_postgres() {
+        let redis = ("SPIDERGATE_REDIS__URL", "redis://127.0.0.1:6379");
+        let postgres = ("SPIDERGATE_DATABASE__URL", "postgres://app@db/spidergate");
+        let config = Config::from_layers(None, env(&[redis, postgres])).expect("valid");
+        assert_eq!(config.redis.url.expose(), "redis://127.0.0.1:6379");
+        assert_eq!(config.redis.on_error, OnRedisError::Share);
+        let err = Config::from_layers(None, env(&[redis])).expect_err("SQLite with Redis");
+        assert!(err.to_string().contains("redis.url"), "{err}");
+        let closed = [postgres, ("SPIDERGATE_REDIS__ON_ERROR", "fail_closed")];
+        let config = Config::from_layers(None, env(&closed)).expect("valid");
+        assert_eq!(config.redis.on_error, OnRedisError::FailClosed);
     }
 
     #[test]

@@ -202,11 +202,20 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         &key_spend,
         &clock,
     );
+    let shared = match (&followed, config.redis.url.is_empty()) {
+        (Some((_, replicas)), false) => Some(limits::Shared {
+            windows: limits::SharedWindows::connect(&config.redis)?,
+            on_error: config.redis.on_error,
+            replicas: replicas.clone(),
+        }),
+        _ => None,
+    };
     let budgets = Budgets::new(
         usage::load_token_seeds(&db, now).await?,
         config.hold_ttl(),
         config.limits.idle_after(),
         clock.clone(),
+        shared,
     );
     let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
     let usage = UsageWriter::start(db.clone(), &config.usage);

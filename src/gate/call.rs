@@ -104,7 +104,7 @@ impl GateCall {
         if let Some(token) = principal.token.as_deref() {
             let (admission, guard) = state
                 .budgets
-                .reserve(token, estimate, state.clock.now())
+                .reserve(token, estimate, state.clock.now(), &self.trace.id)
                 .await?;
             self.rate = admission.rate;
             self.budget_warning = admission

@@ -4,9 +4,13 @@ use super::actor::{BudgetActor, Peek, Release, Reserve, Settle};
 use super::budget::{Admission, Limits, TokenBudget};
 use super::hold::Estimate;
 use super::period::BudgetPeriod;
+use super::shared::{Checked, SharedWindows};
 use crate::auth::TokenEntry;
 use crate::clock::Clock;
+use crate::coherence::Replicas;
+use crate::config::OnRedisError;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::money::Money;
 use crate::usage::TokenSeed;
 use actix::{Actor, Addr};
@@ -14,7 +18,54 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Token windows kept in Redis for every replica, and what to do while it is away.
+#[derive(Clone)]
+pub struct Shared {
+    pub windows: SharedWindows,
+    pub on_error: OnRedisError,
+    pub replicas: Replicas,
+}
+
+impl Shared {
+    /// The limits a replica enforces on its own while Redis cannot be reached: its share of each
+    /// (so the replicas together never admit more than the limit), or 503 (`fail_closed`).
+    fn without_redis(&self, limits: Limits, err: &redis::RedisError) -> Result<Limits, ApiError> {
+        warn_now_and_then(err);
+        match self.on_error {
+            OnRedisError::FailClosed => Err(ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                "rate limits cannot be checked right now (Redis is unreachable)",
+            )
+            .with_retry_after(Duration::from_secs(1))),
+            OnRedisError::Share => {
+                let live = self.replicas.live().max(1);
+                let share = |limit: u32| limit / live;
+                Ok(Limits {
+                    rpm: limits.rpm.map(share),
+                    rpd: limits.rpd.map(share),
+                    ..limits
+                })
+            }
+        }
+    }
+}
+
+/// Logs a Redis failure at most every ten seconds (it would otherwise repeat on every request).
+fn warn_now_and_then(err: &redis::RedisError) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::stopwatch_secs();
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!("Redis unreachable, rate windows enforced per replica share: {err}");
+    }
+}
 
 #[derive(Clone)]
 pub struct Budgets {
@@ -25,6 +76,7 @@ pub struct Budgets {
     hold_ttl: Duration,
     idle_after: Duration,
     clock: Clock,
+    shared: Option<Shared>,
 }
 
 /// Holds a reservation until the request's cost is known. Dropping it unsettled releases the hold.
@@ -77,6 +129,7 @@ impl Budgets {
         hold_ttl: Duration,
         idle_after: Duration,
         clock: Clock,
+        shared: Option<Shared>,
     ) -> Budgets {
         Budgets {
             actors: Arc::default(),
@@ -85,18 +138,63 @@ impl Budgets {
             hold_ttl,
             idle_after,
             clock,
+            shared,
         }
     }
 
+    /// The Redis-backed windows, when replicas share them.
+    pub fn shared_windows(&self) -> Option<&SharedWindows> {
+        self.shared.as_ref().map(|s| &s.windows)
+    }
+
     /// Checks the token's windows and budget and holds what it grants of `estimate` (429/402 on
-    /// refusal).
+    /// refusal). With shared windows, Redis checks and records RPM/RPD first (as `request_id`),
+    /// and a request the budget then refuses is taken out of them again.
     pub async fn reserve(
         &self,
         token: &TokenEntry,
         estimate: &Estimate,
         now: DateTime<Utc>,
+        request_id: &str,
     ) -> Result<(Admission, ReservationGuard), ApiError> {
-        let limits = limits_of(token);
+        let mut limits = limits_of(token);
+        let mut shared_rate = None;
+        let mut recorded = None;
+        if let Some(shared) = &self.shared
+            && (limits.rpm.is_some() || limits.rpd.is_some())
+        {
+            match shared.windows.admit(token.id, &limits, request_id).await {
+                Ok(Checked::Admitted { rate, recorded: r }) => {
+                    (shared_rate, recorded) = (rate, Some(r));
+                    limits.rpm = None;
+                    limits.rpd = None;
+                }
+                Ok(Checked::Refused(err)) => return Err(err.into()),
+                Err(err) => limits = shared.without_redis(limits, &err)?,
+            }
+        }
+        let reserved = self.reserve_locally(token, limits, estimate, now).await;
+        match (reserved, recorded, &self.shared) {
+            (Err(err), Some(recorded), Some(shared)) => {
+                shared.windows.undo(recorded);
+                Err(err)
+            }
+            (Ok((mut admission, guard)), Some(_), _) => {
+                admission.rate = shared_rate;
+                Ok((admission, guard))
+            }
+            (reserved, _, _) => reserved,
+        }
+    }
+
+    /// The token's actor checks what is left of `limits` and holds the budget.
+    async fn reserve_locally(
+        &self,
+        token: &TokenEntry,
+        limits: Limits,
+        estimate: &Estimate,
+        now: DateTime<Utc>,
+    ) -> Result<(Admission, ReservationGuard), ApiError> {
         // A stopped actor (parked while this message was on its way) is replaced once.
         for _ in 0..2 {
             let actor = self.actor_for(token, now);
@@ -133,10 +231,17 @@ impl Budgets {
     ) -> (Money, Option<u32>, Option<u32>) {
         let limits = limits_of(token);
         let actor = self.actor_for(token, now);
-        actor
-            .send(Peek { limits, now })
-            .await
-            .unwrap_or((Money::ZERO, limits.rpm, limits.rpd))
+        let (spent, minute, day) =
+            actor
+                .send(Peek { limits, now })
+                .await
+                .unwrap_or((Money::ZERO, limits.rpm, limits.rpd));
+        if let Some(shared) = &self.shared
+            && let Ok((minute, day)) = shared.windows.remaining(token.id, &limits).await
+        {
+            return (spent, minute, day);
+        }
+        (spent, minute, day)
     }
 
     fn actor_for(&self, token: &TokenEntry, now: DateTime<Utc>) -> Addr<BudgetActor> {

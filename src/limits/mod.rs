@@ -14,10 +14,12 @@ mod budget;
 mod handle;
 mod hold;
 mod period;
+mod shared;
 mod window;
 
 pub use allow::check_model;
 pub use budget::{Admission, LimitError};
-pub use handle::{Budgets, ReservationGuard};
+pub use handle::{Budgets, ReservationGuard, Shared};
 pub use hold::{CandidatePrice, Estimate, Grant};
 pub use period::BudgetPeriod;
+pub use shared::SharedWindows;

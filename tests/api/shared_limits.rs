@@ -1,0 +1,222 @@
+//! Token RPM/RPD windows shared through Redis by replicas on one PostgreSQL database: exact
+//! across replicas, and never above a limit while Redis is away. Each test uses its own key
+//! prefix on the machine's Redis (127.0.0.1:6379, or `SPIDERGATE_TEST_REDIS_URL`) and removes its
+//! keys afterwards.
+
+use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use spidergate::config::{Config, OnRedisError};
+use spidergate::secret::Secret;
+use std::time::Duration;
+
+const MODEL: &str = "gpt-4o-mini";
+
+fn redis_url() -> String {
+    std::env::var("SPIDERGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// This test's keys on the shared Redis, deleted when it ends.
+struct RedisPrefix(String);
+
+impl RedisPrefix {
+    fn new() -> Self {
+        RedisPrefix(format!("sgtest-{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+/// Three replicas on one database sharing `redis` (a URL) under `prefix`, each aware of the
+/// other two; a brand with an OpenAI key; a token minted with `limits`.
+async fn three_replicas(
+    redis: String,
+    prefix: &RedisPrefix,
+    on_error: OnRedisError,
+    limits: Value,
+) -> ([TestApp; 3], String) {
+    let prefix = prefix.0.clone();
+    let configure = move |config: &mut Config| {
+        config.redis.url = Secret::new(redis.clone());
+        config.redis.prefix = prefix.clone();
+        config.redis.on_error = on_error;
+    };
+    let a = spawn_app_on(TestDb::Postgres(PostgresDb::create().await), configure).await;
+    let (b, c) = (a.replica().await, a.replica().await);
+    for app in [&a, &b, &c] {
+        let replicas = app.state.replicas.clone().expect("PostgreSQL replicas");
+        eventually(
+            "every replica counts three",
+            Duration::from_secs(10),
+            async || replicas.live() == 3,
+        )
+        .await;
+    }
+    let (_, credential) = a.create_brand("Acme").await;
+    a.add_key(&credential, "openai", "sk-openai-shared", json!({}))
+        .await;
+    let mut body = json!({ "name": "agent" });
+    body.as_object_mut()
+        .expect("object")
+        .extend(limits.as_object().expect("object").clone());
+    let (token, _) = a.mint_token(&credential, body).await;
+    ([a, b, c], token)
+}
+
+/// `n` concurrent chats spread round-robin over the replicas.
+async fn spread(apps: &[TestApp; 3], token: &str, n: usize) -> Vec<Reply> {
+    let chats = (0..n).map(|i| apps[i % 3].chat(token, MODEL));
+    futures_util::future::join_all(chats).await
+}
+
+fn count(replies: &[Reply], status: StatusCode) -> usize {
+    replies.iter().filter(|r| r.status == status).count()
+}
+
+#[actix_web::test]
+async fn rpm_and_rpd_are_exact_across_three_replicas() {
+    let prefix = RedisPrefix::new();
+    let (apps, token) = three_replicas(
+        redis_url(),
+        &prefix,
+        OnRedisError::Share,
+        json!({ "rpm": 10 }),
+    )
+    .await;
+    let replies = spread(&apps, &token, 100).await;
+    assert_eq!(
+        (
+            count(&replies, StatusCode::OK),
+            count(&replies, StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (10, 90)
+    );
+    let refused = replies
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("a 429");
+    refused.assert_error(429, "rate_limit_exceeded");
+    assert!(refused.headers.contains_key("retry-after"));
+    let served = replies
+        .iter()
+        .find(|r| r.status == StatusCode::OK)
+        .expect("a 200");
+    assert_eq!(served.headers["x-ratelimit-limit-requests"], "10");
+
+    let prefix = RedisPrefix::new();
+    let (apps, token) = three_replicas(
+        redis_url(),
+        &prefix,
+        OnRedisError::Share,
+        json!({ "rpd": 7 }),
+    )
+    .await;
+    let replies = spread(&apps, &token, 30).await;
+    assert_eq!(count(&replies, StatusCode::OK), 7);
+    apps[1]
+        .chat(&token, MODEL)
+        .await
+        .assert_error(429, "daily_rate_limit_exceeded");
+    let usage = apps[2].get("/api/gate/v1/usage", Some(&token)).await.body;
+    assert_eq!(usage["rate_limits"]["remaining_day"], 0, "{usage}");
+}
+
+#[actix_web::test]
+async fn a_request_the_budget_refuses_counts_against_no_shared_window() {
+    let prefix = RedisPrefix::new();
+    let limits = json!({ "rpm": 5, "monthly_budget_usd": 0.00000001, "budget_mode": "hard" });
+    let (apps, token) = three_replicas(redis_url(), &prefix, OnRedisError::Share, limits).await;
+    for app in &apps {
+        app.chat(&token, MODEL)
+            .await
+            .assert_error(402, "budget_exceeded");
+    }
+    eventually(
+        "the refused requests taken out",
+        Duration::from_secs(10),
+        async || {
+            let usage = apps[0].get("/api/gate/v1/usage", Some(&token)).await.body;
+            usage["rate_limits"]["remaining_minute"] == 5
+        },
+    )
+    .await;
+}
+
+/// A loopback port nothing listens on.
+fn dead_redis() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    format!("redis://127.0.0.1:{port}")
+}
+
+#[actix_web::test]
+async fn without_redis_each_replica_admits_its_share_and_health_says_so() {
+    let prefix = RedisPrefix::new();
+    let (apps, token) = three_replicas(
+        dead_redis(),
+        &prefix,
+        OnRedisError::Share,
+        json!({ "rpm": 9 }),
+    )
+    .await;
+    let replies = spread(&apps, &token, 60).await;
+    let served = count(&replies, StatusCode::OK);
+    assert!(
+        served <= 9 && served > 0,
+        "{served} admitted of an rpm of 9"
+    );
+    assert_eq!(count(&replies, StatusCode::INTERNAL_SERVER_ERROR), 0);
+    let health = apps[0].get("/health", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(
+        (
+            health.body["status"].as_str(),
+            health.body["redis"].as_str()
+        ),
+        (Some("degraded"), Some("error"))
+    );
+}
+
+#[actix_web::test]
+async fn fail_closed_refuses_rate_limited_tokens_while_redis_is_away() {
+    let prefix = RedisPrefix::new();
+    let (apps, token) = three_replicas(
+        dead_redis(),
+        &prefix,
+        OnRedisError::FailClosed,
+        json!({ "rpm": 9 }),
+    )
+    .await;
+    apps[0]
+        .chat(&token, MODEL)
+        .await
+        .assert_error(503, "service_unavailable");
+    let (_, credential) = apps[0].create_brand("Unlimited").await;
+    apps[0]
+        .add_key(&credential, "openai", "sk-openai-unlimited", json!({}))
+        .await;
+    let (free, _) = apps[0]
+        .mint_token(&credential, json!({ "name": "free" }))
+        .await;
+    assert_eq!(
+        apps[1].chat(&free, MODEL).await.status,
+        StatusCode::OK,
+        "tokens without rate limits do not need Redis"
+    );
+}
