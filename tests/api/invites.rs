@@ -163,19 +163,10 @@ async fn an_emailed_link_lets_the_owner_add_a_key_the_admin_never_sees() {
     );
 }
 
-/// A loopback port nothing listens on (yet).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[actix_web::test]
 async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
-    let port = closed_port();
-    let app = app_mailing_to(port).await;
+    let sink = SmtpSink::start_down(Duration::ZERO).await;
+    let app = app_mailing_to(sink.port).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "openai").await;
     eventually(
@@ -184,7 +175,7 @@ async fn an_invite_made_while_smtp_is_down_is_delivered_once_it_is_back() {
         async || outbox_attempts(&app).await.first().is_some_and(|a| *a >= 1),
     )
     .await;
-    let sink = SmtpSink::start(port).await;
+    sink.bring_up();
     let email = sink.wait_for(1, Duration::from_secs(15)).await;
     assert!(email.contains("OpenAI"), "{email}");
     app.stop().await;
@@ -205,12 +196,12 @@ async fn outbox_attempts(app: &TestApp) -> Vec<i32> {
 
 /// Mail queued while the SMTP server is down is sent by the next process, once.
 async fn unsent_mail_survives_a_restart(db: TestDb) {
-    let port = closed_port();
-    let app = mailing_app(db, port, |_| {}).await;
+    let sink = SmtpSink::start_down(Duration::ZERO).await;
+    let app = mailing_app(db, sink.port, |_| {}).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "openai").await;
     let app = app.restart().await;
-    let sink = SmtpSink::start(port).await;
+    sink.bring_up();
     let email = sink.wait_for(1, Duration::from_secs(15)).await;
     assert!(email.contains("OpenAI"), "{email}");
     app.stop().await;
@@ -219,8 +210,8 @@ async fn unsent_mail_survives_a_restart(db: TestDb) {
 
 #[actix_web::test]
 async fn two_replicas_on_one_database_send_each_queued_email_once() {
-    let port = closed_port();
-    let app = mailing_app(TestDb::fresh().await, port, |_| {}).await;
+    let sink = SmtpSink::start_down(Duration::from_millis(400)).await;
+    let app = mailing_app(TestDb::fresh().await, sink.port, |_| {}).await;
     let replica = app.replica().await;
     let (_, credential) = app.create_brand("Acme").await;
     let providers = ["openai", "groq", "mistral", "cohere", "together"];
@@ -239,7 +230,7 @@ async fn two_replicas_on_one_database_send_each_queued_email_once() {
         },
     )
     .await;
-    let sink = SmtpSink::start_slow(port, Duration::from_millis(400)).await;
+    sink.bring_up();
     sink.wait_for(providers.len(), Duration::from_secs(15))
         .await;
     // Stopped, neither mailer can send again: a duplicate would be in the sink by now.

@@ -10,12 +10,27 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct SmtpSink {
     pub port: u16,
     messages: Arc<Mutex<Vec<String>>>,
+    /// While set, every connection is turned away with `421` (a server that is down for
+    /// maintenance), so a test can hold the port from the start instead of guessing a free one.
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SmtpSink {
     /// Listens on `port` (0 = any free port).
     pub async fn start(port: u16) -> SmtpSink {
         Self::start_slow(port, Duration::ZERO).await
+    }
+
+    /// Listens on a free port but turns every sender away until [`SmtpSink::bring_up`].
+    pub async fn start_down(delay: Duration) -> SmtpSink {
+        let sink = Self::start_slow(0, delay).await;
+        sink.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        sink
+    }
+
+    /// From now on, accept mail.
+    pub fn bring_up(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Like `start`, but takes `delay` to accept each message, as a busy server does.
@@ -26,10 +41,15 @@ impl SmtpSink {
         let sink = SmtpSink {
             port: listener.local_addr().expect("addr").port(),
             messages: Arc::default(),
+            down: Arc::default(),
         };
-        let messages = sink.messages.clone();
+        let (messages, down) = (sink.messages.clone(), sink.down.clone());
         actix_web::rt::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                if down.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = stream.write_all(b"421 sink down, try later\r\n").await;
+                    continue;
+                }
                 let messages = messages.clone();
                 actix_web::rt::spawn(async move {
                     let _ = converse(stream, messages, delay).await;
