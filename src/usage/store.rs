@@ -109,47 +109,36 @@ pub async fn load_integration_spend(
     Ok(spend)
 }
 
-/// A token's spend and requests per model since `since`: (model, cost, requests).
-pub async fn token_month_by_model(
-    db: &DatabaseConnection,
-    token: i32,
-    since: DateTime<Utc>,
-) -> Result<Vec<(String, Money, u64)>, DbErr> {
-    let rows: Vec<(Option<String>, Option<i64>, i64)> = trace::Entity::find()
-        .select_only()
-        .column(trace::Column::Model)
-        .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
-        .column_as(trace::Column::Id.count(), "requests")
-        .filter(trace::Column::AgentKeyId.eq(token))
-        .filter(trace::Column::CreatedAt.gte(since))
-        .filter(trace::Column::CostNanos.gt(0))
-        .group_by(trace::Column::Model)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(model, cost, requests)| {
-            Some((
-                model?,
-                Money::from_nanos(cost.unwrap_or(0)),
-                Ord::max(requests, 0) as u64,
-            ))
-        })
-        .collect())
-}
-
 /// A model's spend and request count.
 pub type ModelSpend = (String, Money, u64);
 
 /// (token, model, summed cost, requests) as the grouped query returns them.
 type TokenModelRow = (Option<i32>, Option<String>, Option<i64>, i64);
 
-/// Every token's spend and requests per model since `since`, for one brand's tokens in one query:
-/// token id → [(model, cost, requests)].
+/// A token's spend and requests per model since `since`.
+pub async fn token_month_by_model(
+    db: &DatabaseConnection,
+    token: i32,
+    since: DateTime<Utc>,
+) -> Result<Vec<ModelSpend>, DbErr> {
+    let mut by_token =
+        spend_by_token_and_model(db, trace::Column::AgentKeyId.eq(token), since).await?;
+    Ok(by_token.remove(&token).unwrap_or_default())
+}
+
+/// Every token's spend and requests per model since `since`, for one brand's tokens in one query.
 pub async fn brand_month_by_model(
     db: &DatabaseConnection,
     brand_id: i32,
+    since: DateTime<Utc>,
+) -> Result<HashMap<i32, Vec<ModelSpend>>, DbErr> {
+    spend_by_token_and_model(db, trace::Column::BrandId.eq(brand_id), since).await
+}
+
+/// Priced traces matching `which` since `since`, grouped: token id → [(model, cost, requests)].
+async fn spend_by_token_and_model(
+    db: &DatabaseConnection,
+    which: sea_orm::sea_query::SimpleExpr,
     since: DateTime<Utc>,
 ) -> Result<HashMap<i32, Vec<ModelSpend>>, DbErr> {
     let rows: Vec<TokenModelRow> = trace::Entity::find()
@@ -158,7 +147,7 @@ pub async fn brand_month_by_model(
         .column(trace::Column::Model)
         .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
         .column_as(trace::Column::Id.count(), "requests")
-        .filter(trace::Column::BrandId.eq(brand_id))
+        .filter(which)
         .filter(trace::Column::CreatedAt.gte(since))
         .filter(trace::Column::CostNanos.gt(0))
         .group_by(trace::Column::AgentKeyId)
