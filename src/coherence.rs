@@ -265,12 +265,15 @@ impl Follower {
     async fn listen(&self) -> Option<Listening> {
         let pool = self.db.get_postgres_connection_pool();
         let listening = async {
-            let mut listener = PgListener::connect_with(pool).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
+            // Wrapped at once: this future too may be dropped mid-`listen` after the runtime.
+            let mut listening = Listening(Some(PgListener::connect_with(pool).await?));
+            if let Some(listener) = listening.0.as_mut() {
+                listener.listen(CHANNEL).await?;
+            }
+            Ok::<_, sqlx::Error>(listening)
         };
         match listening.await {
-            Ok(listener) => Some(Listening(Some(listener))),
+            Ok(listening) => Some(listening),
             Err(err) => {
                 tracing::warn!("cannot LISTEN for cache changes, polling every {POLL:?}: {err}");
                 None

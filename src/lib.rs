@@ -271,7 +271,9 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             applied,
             stop: stopping.clone(),
         };
-        tasks.push(actix_web::rt::spawn(follower.run()));
+        // On the runtime itself, not the arbiter's local set: a runtime dropped without a stop
+        // (a test's end) then drops the task inside its context, where sqlx's drops can run.
+        tasks.push(tokio::spawn(follower.run()));
     }
     Ok((state, Background { stop, tasks }))
 }
