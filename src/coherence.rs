@@ -104,6 +104,11 @@ impl Replicas {
         Ok(())
     }
 
+    /// This replica's id in the registry.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
     /// How many replicas are alive (seen in the last seconds), at least this one.
     pub fn live(&self) -> u32 {
         self.inner

@@ -85,6 +85,8 @@ impl App {
     /// then writes what is still only in memory.
     pub async fn serve(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        // Before the replica leaves the registry: a lease still held then is forfeited.
+        self.state.budgets.return_leases().await;
         // Unsent mail stays in the outbox for the next start; the loops finish what they hold
         // (a rotated refresh token, a disabled key's re-auth email) before they return.
         self.state.mailer.stop();
@@ -216,6 +218,9 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         config.limits.idle_after(),
         clock.clone(),
         shared,
+        followed
+            .as_ref()
+            .map(|(_, replicas)| limits::Leases::new(db.clone(), replicas.clone())),
     );
     let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
     let usage = UsageWriter::start(db.clone(), &config.usage);

@@ -11,6 +11,7 @@ mod m20261122_000006_create_invites_and_outbox;
 mod m20261201_000007_create_oauth_flows;
 mod m20261202_000008_create_cache_events;
 mod m20261202_000009_create_replicas;
+mod m20261202_000010_create_budget_leases;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_create_oauth_flows::Migration),
             Box::new(m20261202_000008_create_cache_events::Migration),
             Box::new(m20261202_000009_create_replicas::Migration),
+            Box::new(m20261202_000010_create_budget_leases::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 use super::budget::{Admission, LimitError, Limits, TokenBudget};
 use super::hold::Estimate;
+use super::lease::{Exchanged, Leases, Snapshot, Want};
 use crate::clock::Clock;
 use crate::money::Money;
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult};
@@ -10,7 +11,9 @@ use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SWEEP_EVERY: Duration = Duration::from_secs(15);
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// A lease nothing has used for this long goes back to the shared budget.
+const LEASE_IDLE: Duration = Duration::from_secs(5);
 
 /// Checks RPM/RPD and the budget, counts the request and holds what the budget grants of
 /// `estimate`: one atomic step.
@@ -20,6 +23,26 @@ pub struct Reserve {
     pub limits: Limits,
     pub estimate: Estimate,
     pub now: DateTime<Utc>,
+    /// The lease was just renewed for this request: take what it has.
+    pub renewed: bool,
+}
+
+/// Freezes the lease for an exchange with the database (see `lease.rs`); `want` is what a
+/// request needs, `None` to give the lease back.
+#[derive(Message)]
+#[rtype(result = "Option<Snapshot>")]
+pub struct BeginExchange {
+    pub want: Option<Want>,
+}
+
+/// The exchange's answer (`None`: it failed, and the lease is as it was).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndExchange {
+    pub period_start: i64,
+    pub reported: Money,
+    pub cap: Option<Money>,
+    pub answered: Option<Exchanged>,
 }
 
 /// Replaces a hold with the request's real cost.
@@ -52,6 +75,7 @@ pub struct BudgetActor {
     /// Where an idle actor leaves its state for the next one.
     parked: Arc<DashMap<i32, TokenBudget>>,
     clock: Clock,
+    leases: Option<Leases>,
 }
 
 impl BudgetActor {
@@ -62,6 +86,7 @@ impl BudgetActor {
         idle_after: Duration,
         parked: Arc<DashMap<i32, TokenBudget>>,
         clock: Clock,
+        leases: Option<Leases>,
     ) -> Self {
         BudgetActor {
             token_id,
@@ -71,6 +96,7 @@ impl BudgetActor {
             last_active: clock.instant(),
             parked,
             clock,
+            leases,
         }
     }
 
@@ -96,8 +122,16 @@ impl BudgetActor {
                 "released holds whose requests never settled"
             );
         }
+        let idle_for = self.clock.instant().duration_since(self.last_active);
+        if idle_for >= LEASE_IDLE
+            && budget.lease_to_give_back()
+            && let Some(leases) = self.leases.clone()
+        {
+            let (actor, token_id) = (ctx.address(), self.token_id);
+            tokio::spawn(async move { leases.give_back(actor, token_id).await });
+        }
         if budget.is_idle()
-            && self.clock.instant().duration_since(self.last_active) >= self.idle_after
+            && idle_for >= self.idle_after
             && let Some(budget) = self.budget.take()
         {
             self.parked.insert(self.token_id, budget);
@@ -120,7 +154,26 @@ impl Handler<Reserve> for BudgetActor {
     fn handle(&mut self, msg: Reserve, _: &mut Context<Self>) -> Self::Result {
         let ttl = self.hold_ttl;
         self.budget()
-            .admit(&msg.limits, &msg.estimate, msg.now, ttl)
+            .admit(&msg.limits, &msg.estimate, msg.now, ttl, msg.renewed)
+    }
+}
+
+impl Handler<BeginExchange> for BudgetActor {
+    type Result = Option<Snapshot>;
+
+    fn handle(&mut self, msg: BeginExchange, _: &mut Context<Self>) -> Self::Result {
+        // Not activity: an idle lease going back must not keep the actor awake.
+        self.budget.as_mut()?.begin_exchange(msg.want.as_ref())
+    }
+}
+
+impl Handler<EndExchange> for BudgetActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndExchange, _: &mut Context<Self>) {
+        if let Some(budget) = self.budget.as_mut() {
+            budget.end_exchange(msg.period_start, msg.reported, msg.cap, msg.answered);
+        }
     }
 }
 

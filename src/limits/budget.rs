@@ -1,6 +1,7 @@
 //! `TokenBudget`: one token's windows, spend and holds, as a pure state machine.
 
 use super::hold::{Estimate, Grant};
+use super::lease::{Exchanged, Snapshot, Want};
 use super::period::BudgetPeriod;
 use super::window::SlidingWindow;
 use crate::error::{ApiError, ErrorCode, RateHeaders};
@@ -37,6 +38,10 @@ pub enum LimitError {
         cap: f64,
         estimate: f64,
     },
+    /// This replica's lease of a hard budget cannot pay for the request (or is being renewed):
+    /// renew it, then try again. Never reaches a client unless renewing keeps failing.
+    #[error("the hard budget's lease is being renewed; try again")]
+    LeaseShort,
 }
 
 impl From<LimitError> for ApiError {
@@ -62,6 +67,8 @@ impl From<LimitError> for ApiError {
                     })
             }
             LimitError::BudgetExhausted { .. } => ApiError::new(ErrorCode::BudgetExceeded, message),
+            LimitError::LeaseShort => ApiError::new(ErrorCode::ServiceUnavailable, message)
+                .with_retry_after(Duration::from_secs(1)),
         }
     }
 }
@@ -81,6 +88,31 @@ pub struct Admission {
 struct Hold {
     amount: Money,
     expires_ms: i64,
+    /// Reserved from the lease, so its cost is spent from it.
+    leased: bool,
+}
+
+/// This replica's lease of a hard budget the replicas share (see `lease.rs`).
+#[derive(Debug, Default)]
+struct Lease {
+    granted: Money,
+    /// Spent from it since the last exchange.
+    used: Money,
+    /// The cap it was granted under: a changed cap takes an exchange first.
+    cap: Option<Money>,
+    /// An exchange that gives part of the lease back is under way: nothing is reserved from it
+    /// until that ends. (An exchange that only adds keeps the whole lease, so requests go on.)
+    busy: bool,
+}
+
+impl Lease {
+    fn room(&self, held: Money) -> i64 {
+        self.granted.nanos() - self.used.nanos() - held.nanos()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.granted == Money::ZERO && self.used == Money::ZERO && !self.busy
+    }
 }
 
 #[derive(Debug)]
@@ -91,6 +123,8 @@ pub struct TokenBudget {
     next_hold: u64,
     minute: SlidingWindow,
     day: SlidingWindow,
+    /// Replicas share the database: a hard cap is spent from this lease, not from the cap.
+    lease: Option<Lease>,
 }
 
 impl TokenBudget {
@@ -102,7 +136,14 @@ impl TokenBudget {
             next_hold: 1,
             minute: SlidingWindow::new(MINUTE_MS, 1),
             day: SlidingWindow::new(DAY_MS, 1_000),
+            lease: None,
         }
+    }
+
+    /// Spends hard caps from a lease of the shared budget (PostgreSQL replicas).
+    pub fn leased(mut self) -> Self {
+        self.lease.get_or_insert_default();
+        self
     }
 
     /// Seeds the daily window with requests made before a restart (counted at `at_ms`).
@@ -116,12 +157,14 @@ impl TokenBudget {
 
     /// Checks the windows, then the budget, and if all pass counts the request and holds what
     /// the budget grants of `estimate` (under a hard cap: only what the room left can pay for).
+    /// With a lease, `LeaseShort` asks for a renewal first unless `renewed` says it happened.
     pub fn admit(
         &mut self,
         limits: &Limits,
         estimate: &Estimate,
         now: DateTime<Utc>,
         hold_ttl: Duration,
+        renewed: bool,
     ) -> Result<Admission, LimitError> {
         self.roll(now, limits.anchor_day);
         let now_ms = now.timestamp_millis();
@@ -143,7 +186,10 @@ impl TokenBudget {
         }
         let held = self.held();
         let hard_cap = limits.monthly_budget.filter(|_| limits.hard_budget);
-        let room = hard_cap.map(|cap| cap.nanos() - self.spent.nanos() - held.nanos());
+        let room = match hard_cap {
+            Some(cap) => Some(self.room_under(cap, held, estimate, renewed)?),
+            None => None,
+        };
         let Some(grant) = estimate.grant(room) else {
             let usd = Money::as_usd;
             return Err(LimitError::BudgetExhausted {
@@ -167,6 +213,7 @@ impl TokenBudget {
                     Money::ZERO
                 },
                 expires_ms: now_ms + ttl_ms,
+                leased: hard_cap.is_some() && self.lease.is_some(),
             },
         );
         Ok(Admission {
@@ -177,10 +224,106 @@ impl TokenBudget {
         })
     }
 
+    /// What a hard cap leaves for this request: of the cap, or of this replica's lease.
+    fn room_under(
+        &self,
+        cap: Money,
+        held: Money,
+        estimate: &Estimate,
+        renewed: bool,
+    ) -> Result<i64, LimitError> {
+        let Some(lease) = &self.lease else {
+            return Ok(cap.nanos() - self.spent.nanos() - held.nanos());
+        };
+        let room = lease.room(held);
+        let current = !lease.busy && lease.cap == Some(cap);
+        if !current || (!renewed && room < estimate.worst_case().nanos()) {
+            return Err(LimitError::LeaseShort);
+        }
+        Ok(room)
+    }
+
     /// Replaces the hold with what the request really cost.
     pub fn settle(&mut self, hold_id: u64, cost: Money) {
-        self.holds.remove(&hold_id);
+        let hold = self.holds.remove(&hold_id);
         self.spent = Money::from_nanos(self.spent.nanos() + cost.nanos());
+        // A hold that expired first is charged to the lease too: counting it twice is safe.
+        if let Some(lease) = &mut self.lease
+            && hold.is_none_or(|h| h.leased)
+        {
+            lease.used = Money::from_nanos(lease.used.nanos() + cost.nanos());
+        }
+    }
+
+    /// Says what an exchange reports and keeps, freezing the lease when it gives some back;
+    /// `None` when there is nothing to do (the room is there already; or, giving back, requests
+    /// are in flight).
+    pub fn begin_exchange(&mut self, want: Option<&Want>) -> Option<Snapshot> {
+        let held = self.held();
+        let idle = self.holds.is_empty();
+        let lease = self.lease.as_mut()?;
+        if lease.busy {
+            return None;
+        }
+        let same_cap = want.is_some_and(|w| lease.cap == Some(w.cap));
+        match want {
+            Some(w) if same_cap && lease.room(held) >= w.worst.nanos() => return None,
+            None if !idle || lease.is_empty() => return None,
+            _ => {}
+        }
+        // Adding under the same cap keeps all that is unspent, so what is reserved meanwhile
+        // stays covered; otherwise only what is held is kept, and the rest waits.
+        let keep = if same_cap {
+            (lease.granted.nanos() - lease.used.nanos()).max(held.nanos())
+        } else {
+            lease.busy = true;
+            held.nanos()
+        };
+        Some(Snapshot {
+            period_start: self.period.start.timestamp(),
+            spent: lease.used,
+            keep: Money::from_nanos(keep),
+            held,
+        })
+    }
+
+    /// Takes the exchange's answer (or, without one, just lifts the freeze).
+    pub fn end_exchange(
+        &mut self,
+        period_start: i64,
+        reported: Money,
+        cap: Option<Money>,
+        answered: Option<Exchanged>,
+    ) {
+        if self.period.start.timestamp() != period_start {
+            return;
+        }
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        lease.busy = false;
+        let Some(answer) = answered else {
+            return;
+        };
+        // Kept was what was unspent when the exchange began; spent since is still unreported.
+        lease.granted = answer.granted;
+        lease.used = if answer.forfeited {
+            Money::ZERO
+        } else {
+            Money::from_nanos((lease.used.nanos() - reported.nanos()).max(0))
+        };
+        if cap.is_some() {
+            lease.cap = cap;
+        }
+    }
+
+    /// A lease nothing holds, to give back.
+    pub fn lease_to_give_back(&self) -> bool {
+        self.holds.is_empty()
+            && self
+                .lease
+                .as_ref()
+                .is_some_and(|l| !l.is_empty() && !l.busy)
     }
 
     pub fn release(&mut self, hold_id: u64) {
@@ -196,7 +339,7 @@ impl TokenBudget {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.holds.is_empty()
+        self.holds.is_empty() && self.lease.as_ref().is_none_or(Lease::is_empty)
     }
 
     pub fn spent(&self, now: DateTime<Utc>, anchor_day: Option<u32>) -> Money {
@@ -223,6 +366,10 @@ impl TokenBudget {
         if period != self.period {
             self.period = period;
             self.spent = Money::ZERO;
+            // The old month's lease stays in its row; the new month's starts empty.
+            if let Some(lease) = &mut self.lease {
+                *lease = Lease::default();
+            }
         }
     }
 
@@ -295,14 +442,16 @@ mod tests {
     fn holds_count_against_a_hard_cap_until_settled_or_released() {
         let (mut b, l) = (budget(), limits(None, Some(1.0), true));
         let usd = |v| Money::from_usd(v).expect("usd");
-        let first = b.admit(&l, &fixed(usd(0.6)), now(), TTL).expect("fits");
+        let first = b
+            .admit(&l, &fixed(usd(0.6)), now(), TTL, false)
+            .expect("fits");
         let err = b
-            .admit(&l, &fixed(usd(0.6)), now(), TTL)
+            .admit(&l, &fixed(usd(0.6)), now(), TTL, false)
             .expect_err("0.6 held + 0.6 > 1.0");
         assert!(matches!(err, LimitError::BudgetExhausted { .. }));
         b.settle(first.hold_id, usd(0.1));
         let second = b
-            .admit(&l, &fixed(usd(0.6)), now(), TTL)
+            .admit(&l, &fixed(usd(0.6)), now(), TTL, false)
             .expect("0.1 spent + 0.6 fits");
         b.release(second.hold_id);
         assert_eq!(b.spent(now(), None), usd(0.1));
@@ -311,8 +460,11 @@ mod tests {
     #[test]
     fn rpm_is_exact_and_tells_when_to_retry() {
         let (mut b, l) = (budget(), limits(Some(2), None, true));
-        b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("1");
-        let second = b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("2");
+        b.admit(&l, &fixed(Money::ZERO), now(), TTL, false)
+            .expect("1");
+        let second = b
+            .admit(&l, &fixed(Money::ZERO), now(), TTL, false)
+            .expect("2");
         assert_eq!(
             second.rate,
             Some(RateHeaders {
@@ -327,6 +479,7 @@ mod tests {
                 &fixed(Money::ZERO),
                 now() + chrono::Duration::seconds(10),
                 TTL,
+                false,
             )
             .expect_err("3rd");
         assert_eq!(
@@ -341,7 +494,8 @@ mod tests {
                 &l,
                 &fixed(Money::ZERO),
                 now() + chrono::Duration::seconds(60),
-                TTL
+                TTL,
+                false
             )
             .is_ok()
         );
@@ -350,17 +504,19 @@ mod tests {
     #[test]
     fn soft_budgets_pass_with_a_warning_from_80_percent() {
         let (mut b, l) = (budget(), limits(None, Some(10.0), false));
-        let a = b.admit(&l, &fixed(Money::ZERO), now(), TTL).expect("ok");
+        let a = b
+            .admit(&l, &fixed(Money::ZERO), now(), TTL, false)
+            .expect("ok");
         b.settle(a.hold_id, Money::from_usd(7.9).expect("usd"));
         assert_eq!(
-            b.admit(&l, &fixed(Money::ZERO), now(), TTL)
+            b.admit(&l, &fixed(Money::ZERO), now(), TTL, false)
                 .expect("ok")
                 .budget_warning,
             None
         );
         b.settle(2, Money::from_usd(4.0).expect("usd"));
         let warned = b
-            .admit(&l, &fixed(Money::ZERO), now(), TTL)
+            .admit(&l, &fixed(Money::ZERO), now(), TTL, false)
             .expect("soft never blocks");
         assert_eq!(warned.budget_warning.map(|(s, _)| s.as_usd()), Some(11.9));
     }
@@ -369,11 +525,23 @@ mod tests {
     fn a_new_month_starts_from_zero_and_stale_holds_expire() {
         let (mut b, l) = (budget(), limits(None, Some(1.0), true));
         let a = b
-            .admit(&l, &fixed(Money::from_usd(0.9).expect("usd")), now(), TTL)
+            .admit(
+                &l,
+                &fixed(Money::from_usd(0.9).expect("usd")),
+                now(),
+                TTL,
+                false,
+            )
             .expect("fits");
         b.settle(a.hold_id, Money::from_usd(0.9).expect("usd"));
-        b.admit(&l, &fixed(Money::from_usd(0.05).expect("usd")), now(), TTL)
-            .expect("fits");
+        b.admit(
+            &l,
+            &fixed(Money::from_usd(0.05).expect("usd")),
+            now(),
+            TTL,
+            false,
+        )
+        .expect("fits");
         assert_eq!(b.expire(now() + chrono::Duration::seconds(601)), 1);
         let december: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().expect("time");
         assert!(
@@ -381,7 +549,8 @@ mod tests {
                 &l,
                 &fixed(Money::from_usd(0.9).expect("usd")),
                 december,
-                TTL
+                TTL,
+                false
             )
             .is_ok()
         );

@@ -1,8 +1,9 @@
 //! `Budgets`: finds or starts a token's `BudgetActor`; `ReservationGuard` settles or releases.
 
 use super::actor::{BudgetActor, Peek, Release, Reserve, Settle};
-use super::budget::{Admission, Limits, TokenBudget};
+use super::budget::{Admission, LimitError, Limits, TokenBudget};
 use super::hold::Estimate;
+use super::lease::{Exchanged, Leases, Want};
 use super::period::BudgetPeriod;
 use super::shared::{Checked, SharedWindows};
 use crate::auth::TokenEntry;
@@ -53,6 +54,27 @@ impl Shared {
     }
 }
 
+/// Tries at reserving before a request is told the budget is busy (503).
+const RESERVE_ATTEMPTS: usize = 16;
+
+/// A budget refusal after a lease renewal states the month's spend and the leases of every
+/// replica, not only this replica's view.
+fn in_every_replica(refused: LimitError, renewal: Option<Exchanged>) -> ApiError {
+    match (refused, renewal) {
+        (
+            LimitError::BudgetExhausted { cap, estimate, .. },
+            Some(Exchanged { spent, leased, .. }),
+        ) => LimitError::BudgetExhausted {
+            spent: spent.as_usd(),
+            held: leased.as_usd(),
+            cap,
+            estimate,
+        }
+        .into(),
+        (refused, _) => refused.into(),
+    }
+}
+
 /// Logs a Redis failure at most every ten seconds (it would otherwise repeat on every request).
 fn warn_now_and_then(err: &redis::RedisError) {
     static LAST: AtomicU64 = AtomicU64::new(0);
@@ -77,6 +99,11 @@ pub struct Budgets {
     idle_after: Duration,
     clock: Clock,
     shared: Option<Shared>,
+    /// Replicas share the database: hard caps are spent from leases of it.
+    leases: Option<Leases>,
+    /// Where the actors run: the arbiter that built the app, not an HTTP worker's, so they
+    /// outlive the workers at shutdown and can give their leases back.
+    home: actix::ArbiterHandle,
 }
 
 /// Holds a reservation until the request's cost is known. Dropping it unsettled releases the hold.
@@ -130,6 +157,7 @@ impl Budgets {
         idle_after: Duration,
         clock: Clock,
         shared: Option<Shared>,
+        leases: Option<Leases>,
     ) -> Budgets {
         Budgets {
             actors: Arc::default(),
@@ -139,7 +167,25 @@ impl Budgets {
             idle_after,
             clock,
             shared,
+            leases,
+            home: actix::Arbiter::current(),
         }
+    }
+
+    /// Gives every lease back to the shared budget (at shutdown, after the last request).
+    pub async fn return_leases(&self) {
+        let Some(leases) = &self.leases else {
+            return;
+        };
+        let actors: Vec<_> = self
+            .actors
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        let returns = actors
+            .into_iter()
+            .map(|(token_id, actor)| leases.give_back(actor, token_id));
+        futures_util::future::join_all(returns).await;
     }
 
     /// The Redis-backed windows, when replicas share them.
@@ -187,7 +233,8 @@ impl Budgets {
         }
     }
 
-    /// The token's actor checks what is left of `limits` and holds the budget.
+    /// The token's actor checks what is left of `limits` and holds the budget. A hard cap shared
+    /// by replicas may first need the lease renewed (then the actor is asked again).
     async fn reserve_locally(
         &self,
         token: &TokenEntry,
@@ -195,32 +242,43 @@ impl Budgets {
         estimate: &Estimate,
         now: DateTime<Utc>,
     ) -> Result<(Admission, ReservationGuard), ApiError> {
-        // A stopped actor (parked while this message was on its way) is replaced once.
-        for _ in 0..2 {
+        // `Some` once this request renewed the lease itself: it then takes what the lease has.
+        let mut renewed: Option<Option<Exchanged>> = None;
+        // A stopped actor (parked while this message was on its way) is replaced; a lease
+        // another request renewed (and whose room others may have taken first) is tried again.
+        for _ in 0..RESERVE_ATTEMPTS {
             let actor = self.actor_for(token, now);
-            match actor
-                .send(Reserve {
-                    limits,
-                    estimate: estimate.clone(),
-                    now,
-                })
-                .await
-            {
-                Ok(result) => {
-                    let admission = result?;
+            let reserve = Reserve {
+                limits,
+                estimate: estimate.clone(),
+                now,
+                renewed: renewed.is_some(),
+            };
+            match actor.send(reserve).await {
+                Ok(Ok(admission)) => {
                     let guard = ReservationGuard {
                         actor: Some(actor),
                         hold_id: admission.hold_id,
                     };
                     return Ok((admission, guard));
                 }
+                Ok(Err(LimitError::LeaseShort)) => {
+                    let (Some(leases), Some(cap)) = (&self.leases, limits.monthly_budget) else {
+                        return Err(LimitError::LeaseShort.into());
+                    };
+                    let want = Want {
+                        worst: estimate.worst_case(),
+                        least: estimate.minimum(),
+                        cap,
+                    };
+                    let exchanged = leases.renew(actor, token.id, want).await?;
+                    renewed = exchanged.map(Some);
+                }
+                Ok(Err(refused)) => return Err(in_every_replica(refused, renewed.flatten())),
                 Err(_) => continue,
             }
         }
-        Err(ApiError::internal(anyhow::anyhow!(
-            "budget actor for token {} unavailable",
-            token.id
-        )))
+        Err(LimitError::LeaseShort.into())
     }
 
     /// Spend this period and remaining requests (minute, day) for `GET /usage`.
@@ -260,15 +318,20 @@ impl Budgets {
             Some((_, parked)) => parked,
             None => self.restore(token, now),
         };
-        BudgetActor::new(
+        let budget = match self.leases {
+            Some(_) => budget.leased(),
+            None => budget,
+        };
+        let actor = BudgetActor::new(
             token.id,
             budget,
             self.hold_ttl,
             self.idle_after,
             self.parked.clone(),
             self.clock.clone(),
-        )
-        .start()
+            self.leases.clone(),
+        );
+        BudgetActor::start_in_arbiter(&self.home, |_| actor)
     }
 
     /// Rebuilds a token's state from the hourly counters: spend since its period began, and the

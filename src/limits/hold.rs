@@ -68,8 +68,8 @@ impl Estimate {
                 hold: *cost,
                 completion_limits: Vec::new(),
             }),
-            (Estimate::Chat(prices), None) => Some(Grant {
-                hold: max_cost(prices.iter().map(|p| p.cost(p.max_output))),
+            (Estimate::Chat(_), None) => Some(Grant {
+                hold: self.worst_case(),
                 completion_limits: Vec::new(),
             }),
             (Estimate::Chat(prices), Some(room)) => {
@@ -86,6 +86,14 @@ impl Estimate {
                     completion_limits: limits,
                 })
             }
+        }
+    }
+
+    /// The most the request can cost (its full completion limit on its dearest candidate).
+    pub fn worst_case(&self) -> Money {
+        match self {
+            Estimate::Fixed(cost) => *cost,
+            Estimate::Chat(prices) => max_cost(prices.iter().map(|p| p.cost(p.max_output))),
         }
     }
 

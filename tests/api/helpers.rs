@@ -250,6 +250,15 @@ impl TestApp {
         self.db
     }
 
+    /// Ends this server as a crash would: nothing of `serve`'s shutdown runs (no lease goes back,
+    /// nothing left in memory is written). Its background loops end with it, so it leaves the
+    /// replica registry as a killed replica does once it is no longer seen.
+    pub async fn crash(self) {
+        self.serving.abort();
+        let _ = self.serving.await;
+        self.handle.stop(false).await;
+    }
+
     /// Stops this server gracefully and starts a new one on the same database and config.
     pub async fn restart(self) -> TestApp {
         self.restart_with(|_| {}, |_| async {}).await

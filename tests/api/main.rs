@@ -24,6 +24,7 @@ mod oauth;
 mod process;
 mod replicas;
 mod robustness;
+mod shared_budgets;
 mod shared_limits;
 mod shutdown;
 mod smtp_sink;

@@ -1,0 +1,189 @@
+//! A hard budget shared by three replicas on one PostgreSQL database: each spends from a lease
+//! it granted itself out of the database (`limits/lease.rs`), so together they never pass the
+//! cap, even when one of them dies holding a lease. Runs on PostgreSQL whatever the run's
+//! backend (a SQLite file is one node).
+
+use crate::fake_provider::Behaviour;
+use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::Duration;
+
+const MODEL: &str = "gpt-4o-mini";
+const KEY: &str = "sk-openai-shared-budget";
+/// The cap, in USD: a few dozen requests' worst cases.
+const CAP: f64 = 0.0005;
+
+fn body() -> Value {
+    json!({ "model": MODEL, "max_tokens": 10, "messages": [{ "role": "user", "content": "count to ten, please" }] })
+}
+
+/// Three replicas, a brand with a key the fake bills honestly, and a token with a hard cap.
+async fn three_replicas_and_a_capped_token() -> ([TestApp; 3], String, String, i64) {
+    let a = spawn_app_on(TestDb::Postgres(PostgresDb::create().await), |_| {}).await;
+    let (b, c) = (a.replica().await, a.replica().await);
+    a.fake.set(
+        KEY,
+        Behaviour::Reports {
+            prompt_tokens: None,
+            completion_tokens: None,
+        },
+    );
+    let (_, credential) = a.create_brand("Acme").await;
+    a.add_key(&credential, "openai", KEY, json!({})).await;
+    let (token, key) = a
+        .mint_token(
+            &credential,
+            json!({ "name": "capped", "monthly_budget_usd": CAP, "budget_mode": "hard" }),
+        )
+        .await;
+    let id = key["id"].as_i64().expect("token id");
+    ([a, b, c], token, credential, id)
+}
+
+/// `n` concurrent chats over `apps`, round-robin.
+async fn spread(apps: &[&TestApp], token: &str, n: usize) -> Vec<Reply> {
+    let chats = (0..n)
+        .map(|i| apps[i % apps.len()].post("/api/gate/v1/chat/completions", Some(token), body()));
+    futures_util::future::join_all(chats).await
+}
+
+fn served(replies: &[Reply]) -> usize {
+    let refused = |r: &&Reply| r.status == StatusCode::PAYMENT_REQUIRED;
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == StatusCode::OK || refused(&r)),
+        "only served or refused for the budget: {:?}",
+        replies
+            .iter()
+            .find(|r| r.status != StatusCode::OK && !refused(r))
+            .map(|r| (&r.status, &r.body))
+    );
+    replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count()
+}
+
+fn pool(app: &TestApp) -> &PgPool {
+    app.state.db.get_postgres_connection_pool()
+}
+
+/// The ledger's spend for the token (every replica's rows written first), in nano-dollars.
+async fn ledger_spend(apps: &[&TestApp], token_id: i64) -> i64 {
+    for app in apps {
+        app.state.usage.flush().await;
+    }
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT) FROM token_usage_hourly \
+         WHERE agent_key_id = $1",
+    )
+    .bind(token_id as i32)
+    .fetch_one(pool(apps[0]))
+    .await
+    .expect("ledger spend")
+}
+
+/// The leases' account: what they spent and what they still lease.
+async fn lease_account(app: &TestApp, token_id: i64) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(spent_nanos), 0) AS BIGINT), \
+         CAST((SELECT COALESCE(SUM(granted_nanos), 0) FROM budget_leases WHERE agent_key_id = $1) AS BIGINT), \
+         CAST((SELECT COUNT(*) FROM budget_leases WHERE agent_key_id = $1) AS BIGINT) \
+         FROM token_budgets WHERE agent_key_id = $1",
+    )
+    .bind(token_id as i32)
+    .fetch_one(pool(app))
+    .await
+    .expect("lease account")
+}
+
+fn cap_nanos() -> i64 {
+    (CAP * 1e9) as i64
+}
+
+#[actix_web::test]
+async fn two_hundred_requests_over_three_replicas_never_pass_a_hard_cap() {
+    let ([a, b, c], token, _, token_id) = three_replicas_and_a_capped_token().await;
+    let replies = spread(&[&a, &b, &c], &token, 200).await;
+    let served = served(&replies);
+    let spent = ledger_spend(&[&a, &b, &c], token_id).await;
+    assert!(
+        spent <= cap_nanos(),
+        "spent {spent} nanos of {}",
+        cap_nanos()
+    );
+    // Each hold is about twice an honest request's cost, and the leases near the cap are one
+    // request each: well over a third of the cap is spent before the refusals begin.
+    assert!(
+        served > 0 && spent > cap_nanos() / 3,
+        "the cap is used, not stranded: {spent} by {served} requests"
+    );
+    assert_eq!(
+        a.fake.requests().len(),
+        served,
+        "a refused request reaches no provider"
+    );
+    let (leases_spent, leased, _) = lease_account(&a, token_id).await;
+    assert!(
+        leases_spent + leased <= cap_nanos(),
+        "spent {leases_spent} + leased {leased} within the cap"
+    );
+
+    // Stopped replicas give their leases back, with their spend reported: at most A's lease is
+    // left, and every nano-dollar spent was within a lease.
+    drop((b.stop().await, c.stop().await));
+    let (leases_spent, leased, leases) = lease_account(&a, token_id).await;
+    assert!(leases <= 1, "{leases} leases left after B and C stopped");
+    assert!(
+        spent <= leases_spent + leased && leases_spent + leased <= cap_nanos(),
+        "ledger {spent} within spent {leases_spent} + leased {leased} within the cap"
+    );
+}
+
+#[actix_web::test]
+async fn a_replica_that_dies_holding_a_lease_forfeits_it_and_the_cap_still_holds() {
+    let ([a, b, c], token, credential, token_id) = three_replicas_and_a_capped_token().await;
+    // B takes a lease and spends some of it, then dies without giving it back.
+    let first = spread(&[&b], &token, 3).await;
+    assert_eq!(served(&first), 3);
+    let (_, leased_before, leases) = lease_account(&a, token_id).await;
+    assert!(leased_before > 0 && leases == 1, "B holds a lease");
+    b.crash().await;
+    eventually(
+        "B is gone from the registry",
+        Duration::from_secs(10),
+        async || {
+            let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM replicas")
+                .fetch_one(pool(&a))
+                .await
+                .expect("replicas");
+            live == 2
+        },
+    )
+    .await;
+
+    // A and C spend the rest: B's lease counts as spent, so the cap holds with it.
+    let rest = spread(&[&a, &c], &token, 200).await;
+    assert!(served(&rest) > 0, "the room B did not hold is used");
+    let spent = ledger_spend(&[&a, &c], token_id).await;
+    assert!(spent <= cap_nanos(), "spent {spent} of {}", cap_nanos());
+    let (leases_spent, leased, _) = lease_account(&a, token_id).await;
+    assert!(
+        leases_spent + leased <= cap_nanos(),
+        "spent {leases_spent} + leased {leased} within the cap"
+    );
+    assert!(
+        leases_spent >= leased_before,
+        "B's whole lease was counted as spent: {leases_spent} < {leased_before}"
+    );
+    let refused = a
+        .post("/api/gate/v1/chat/completions", Some(&token), body())
+        .await;
+    refused.assert_error(402, "budget_exceeded");
+    assert!(refused.message().contains("hard cap"), "{}", refused.body);
+    drop(credential);
+    drop(c);
+}
