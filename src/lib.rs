@@ -19,6 +19,7 @@ pub mod money;
 pub mod path_id;
 pub mod providers;
 pub mod random;
+pub mod redis_link;
 pub mod routes;
 pub mod routing;
 pub mod secret;
@@ -196,6 +197,25 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         .unwrap_or_default()
         .and_utc();
     let key_spend = usage::load_integration_spend(&db, period.start, day_start).await?;
+    // Replicas with Redis share token windows, key limits and key health through one link.
+    let redis = match (&followed, config.redis.url.is_empty()) {
+        (Some((_, replicas)), false) => {
+            let link = redis_link::RedisLink::connect(&config.redis)?;
+            Some((link, replicas.clone()))
+        }
+        _ => None,
+    };
+    let shared = redis.as_ref().map(|(link, replicas)| limits::Shared {
+        windows: limits::SharedWindows::new(link.clone()),
+        on_error: config.redis.on_error,
+        replicas: replicas.clone(),
+    });
+    let shared_keys = redis.as_ref().map(|(link, replicas)| health::SharedKeys {
+        health: health::SharedHealth::new(link.clone(), config.health.cooldown()),
+        windows: limits::SharedWindows::new(link.clone()),
+        on_error: config.redis.on_error,
+        replicas: replicas.clone(),
+    });
     let providers = catalog.providers().iter().map(|p| p.id.clone());
     let health = Health::start(
         providers,
@@ -203,15 +223,8 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         config.health.cooldown(),
         &key_spend,
         &clock,
+        shared_keys,
     );
-    let shared = match (&followed, config.redis.url.is_empty()) {
-        (Some((_, replicas)), false) => Some(limits::Shared {
-            windows: limits::SharedWindows::connect(&config.redis)?,
-            on_error: config.redis.on_error,
-            replicas: replicas.clone(),
-        }),
-        _ => None,
-    };
     let budgets = Budgets::new(
         usage::load_token_seeds(&db, now).await?,
         config.hold_ttl(),
@@ -264,6 +277,14 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             .run(),
         ),
     ];
+    if let Some(shared) = state.health.shared() {
+        let follow = shared.health.clone().follow(
+            state.health.clone(),
+            state.vault.clone(),
+            stopping.clone(),
+        );
+        tasks.push(tokio::spawn(follow));
+    }
     if let Some((applied, replicas)) = followed {
         let follower = coherence::Follower {
             db: state.db.clone(),

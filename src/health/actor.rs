@@ -2,9 +2,10 @@
 
 use super::handle::KeyHealthView;
 use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome};
+use super::shared::{SharedHealth, SharedState, Taken};
 use crate::clock::Clock;
 use crate::vault::Vault;
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +22,21 @@ pub struct SlotRequest {
 
 /// Picks the best available key among `candidates` and counts the request against it, atomically.
 #[derive(Message)]
-#[rtype(result = "Option<i32>")]
+#[rtype(result = "Option<Taken>")]
 pub struct TakeSlot(pub Vec<SlotRequest>);
+
+/// Takes back a `TakeSlot` the other replicas refused (see `SharedKeys::confirm`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Untake(pub Taken);
+
+/// The replicas' shared state of a key, read from Redis.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub id: i32,
+    pub state: SharedState,
+}
 
 /// Records what a call did to the key that served it.
 #[derive(Message)]
@@ -43,30 +57,62 @@ pub struct ResetHealth(pub i32);
 pub struct Describe(pub Vec<i32>);
 
 pub struct KeyHealthActor {
+    provider: Arc<str>,
     keys: HashMap<i32, KeyState>,
     published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
     cooldown: Duration,
     vault: Vault,
     clock: Clock,
+    /// Replicas share health through Redis: failures and clean slates are sent there too.
+    shared: Option<SharedHealth>,
 }
 
 impl KeyHealthActor {
     pub fn new(
+        provider: &str,
         keys: HashMap<i32, KeyState>,
         published: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
         cooldown: Duration,
         vault: Vault,
         clock: Clock,
+        shared: Option<SharedHealth>,
     ) -> Self {
         let actor = KeyHealthActor {
+            provider: provider.into(),
             keys,
             published,
             cooldown,
             vault,
             clock,
+            shared,
         };
         actor.publish();
         actor
+    }
+
+    /// Tells the other replicas what a call did to the key (a failure, or a clean slate after
+    /// failures); a failure's shared count comes back to be adopted. Never waits.
+    fn share(&self, id: i32, outcome: &Outcome, had_failures: bool, ctx: &Context<Self>) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let provider = self.provider.clone();
+        match *outcome {
+            Outcome::Failure { kind, .. } => {
+                let me = ctx.address();
+                actix::spawn(async move {
+                    if let Ok(state) = shared.failed(&provider, id, kind).await {
+                        me.do_send(Adopt { id, state });
+                    }
+                });
+            }
+            Outcome::Served { .. } if had_failures => {
+                actix::spawn(async move {
+                    let _ = shared.cleared(&provider, id).await;
+                });
+            }
+            Outcome::Served { .. } => {}
+        }
     }
 
     /// Republishes statuses; called only when one changed, so the hot path never pays for it.
@@ -95,9 +141,9 @@ impl Actor for KeyHealthActor {
 }
 
 impl Handler<TakeSlot> for KeyHealthActor {
-    type Result = Option<i32>;
+    type Result = Option<Taken>;
 
-    fn handle(&mut self, TakeSlot(candidates): TakeSlot, _: &mut Context<Self>) -> Option<i32> {
+    fn handle(&mut self, TakeSlot(candidates): TakeSlot, _: &mut Context<Self>) -> Option<Taken> {
         let (now, wall) = (self.clock.instant(), self.clock.now());
         let today = wall.date_naive();
         let mut best: Option<(&SlotRequest, Option<chrono::DateTime<chrono::Utc>>)> = None;
@@ -113,17 +159,51 @@ impl Handler<TakeSlot> for KeyHealthActor {
             }
         }
         let id = best?.0.id;
-        self.keys.entry(id).or_default().take(now, today, wall);
-        Some(id)
+        let key = self.keys.entry(id).or_default();
+        let probe = key.take(now, today, wall);
+        let (minute, day) = key.counts(now, today);
+        Some(Taken {
+            id,
+            probe,
+            minute,
+            day,
+        })
+    }
+}
+
+impl Handler<Untake> for KeyHealthActor {
+    type Result = ();
+
+    fn handle(&mut self, Untake(taken): Untake, _: &mut Context<Self>) {
+        let (now, today) = (self.clock.instant(), self.clock.today());
+        let key = self.keys.entry(taken.id).or_default();
+        key.untake(taken.probe, now, today, self.cooldown);
+    }
+}
+
+impl Handler<Adopt> for KeyHealthActor {
+    type Result = ();
+
+    fn handle(&mut self, Adopt { id, state }: Adopt, _: &mut Context<Self>) {
+        let now = self.clock.instant();
+        // A key this replica has not used yet needs a state only when the shared one is not clean.
+        if state == SharedState::default() && !self.keys.contains_key(&id) {
+            return;
+        }
+        if self.keys.entry(id).or_default().adopt(state, now) {
+            self.publish();
+        }
     }
 }
 
 impl Handler<ReportOutcome> for KeyHealthActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ReportOutcome, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ReportOutcome, ctx: &mut Context<Self>) {
         let key = self.keys.entry(msg.id).or_default();
         let before = (key.status(), key.failures());
+        self.share(msg.id, &msg.outcome, before.1 > 0, ctx);
+        let key = self.keys.entry(msg.id).or_default();
         let consequence = match msg.outcome {
             Outcome::Served { cost } => {
                 key.succeed();
@@ -151,7 +231,11 @@ impl Handler<ReportOutcome> for KeyHealthActor {
 impl Handler<ResetHealth> for KeyHealthActor {
     type Result = ();
 
-    fn handle(&mut self, ResetHealth(id): ResetHealth, _: &mut Context<Self>) {
+    fn handle(&mut self, ResetHealth(id): ResetHealth, ctx: &mut Context<Self>) {
+        let served = Outcome::Served {
+            cost: crate::money::Money::ZERO,
+        };
+        self.share(id, &served, true, ctx);
         self.keys.entry(id).or_default().reset();
         self.persist(id);
         self.publish();

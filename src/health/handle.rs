@@ -1,7 +1,10 @@
 //! `Health`: per-provider actors behind one handle; snapshot reads for routing.
 
-use super::actor::{Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot};
+use super::actor::{
+    Adopt, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot, Untake,
+};
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
+use super::shared::{SharedKeys, SharedState};
 use super::window::DayCounter;
 use crate::clock::Clock;
 use crate::money::Money;
@@ -52,6 +55,8 @@ struct ProviderHealth {
 #[derive(Clone)]
 pub struct Health {
     providers: Arc<HashMap<String, ProviderHealth>>,
+    /// Replicas share key health and key limits through Redis.
+    shared: Option<SharedKeys>,
 }
 
 impl Health {
@@ -63,6 +68,7 @@ impl Health {
         cooldown: Duration,
         spend: &HashMap<i32, IntegrationSpend>,
         clock: &Clock,
+        shared: Option<SharedKeys>,
     ) -> Health {
         let today = clock.today();
         let snapshot = vault.snapshot();
@@ -82,18 +88,26 @@ impl Health {
                 .collect();
             let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));
             let actor = KeyHealthActor::new(
+                &provider,
                 initial,
                 statuses.clone(),
                 cooldown,
                 vault.clone(),
                 clock.clone(),
+                shared.as_ref().map(|s| s.health.clone()),
             )
             .start();
             map.insert(provider, ProviderHealth { actor, statuses });
         }
         Health {
             providers: Arc::new(map),
+            shared,
         }
+    }
+
+    /// Key health and limits shared with other replicas, when Redis is configured.
+    pub fn shared(&self) -> Option<&SharedKeys> {
+        self.shared.as_ref()
     }
 
     /// The key's current status from the snapshot. Unknown keys are healthy.
@@ -105,9 +119,33 @@ impl Health {
     }
 
     /// Takes the best available key of `candidates` for one request; `None` when none can serve.
-    pub async fn take_slot(&self, provider: &str, candidates: Vec<SlotRequest>) -> Option<i32> {
+    /// With replicas, a key the other replicas refuse (at its shared limit, or probed by
+    /// another) is given back and the next best is taken.
+    pub async fn take_slot(&self, provider: &str, mut candidates: Vec<SlotRequest>) -> Option<i32> {
         let p = self.providers.get(provider)?;
-        p.actor.send(TakeSlot(candidates)).await.ok().flatten()
+        loop {
+            let taken = p.actor.send(TakeSlot(candidates.clone())).await.ok()??;
+            let Some(shared) = &self.shared else {
+                return Some(taken.id);
+            };
+            let limits = candidates
+                .iter()
+                .find(|c| c.id == taken.id)
+                .map(|c| c.limits)
+                .unwrap_or_default();
+            if shared.confirm(&taken, &limits).await {
+                return Some(taken.id);
+            }
+            p.actor.do_send(Untake(taken));
+            candidates.retain(|c| c.id != taken.id);
+        }
+    }
+
+    /// Takes another replica's view of a key (from Redis).
+    pub fn adopt(&self, provider: &str, id: i32, state: SharedState) {
+        if let Some(p) = self.providers.get(provider) {
+            p.actor.do_send(Adopt { id, state });
+        }
     }
 
     /// Records an outcome. Always delivered, even if the request that caused it is gone.

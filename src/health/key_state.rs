@@ -1,5 +1,6 @@
 //! `KeyState`: one key's health as a pure state machine (no actix, no I/O).
 
+use super::shared::SharedState;
 use super::window::{DayCounter, MinuteWindow};
 use crate::money::Money;
 use chrono::{Datelike, NaiveDate};
@@ -225,14 +226,47 @@ impl KeyState {
         Ok(())
     }
 
-    /// Counts a request against the key. An unhealthy key past its cool-down takes this as its probe.
-    pub fn take(&mut self, now: Instant, today: NaiveDate, wall: chrono::DateTime<chrono::Utc>) {
-        if self.status() == HealthStatus::Unhealthy {
-            self.probe_in_flight = true;
-        }
+    /// Counts a request against the key. An unhealthy key past its cool-down takes this as its
+    /// probe (then `true`).
+    pub fn take(
+        &mut self,
+        now: Instant,
+        today: NaiveDate,
+        wall: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let probe = self.status() == HealthStatus::Unhealthy;
+        self.probe_in_flight |= probe;
         self.minute.record(now);
         self.day.record(today);
         self.last_used = Some(wall);
+        probe
+    }
+
+    /// Takes back a `take` the other replicas refused: the key is at its shared limit, or
+    /// another replica sends the probe (so this one waits out a cool-down, as if it had failed).
+    pub fn untake(&mut self, probe: bool, now: Instant, today: NaiveDate, cooldown: Duration) {
+        self.minute.unrecord();
+        self.day.unrecord(today);
+        if probe {
+            self.probe_in_flight = false;
+            self.cooldown_until = Some(now + cooldown);
+        }
+    }
+
+    /// Takes the replicas' shared view of failures, cool-down and rest. Returns whether the key's
+    /// status changed.
+    pub fn adopt(&mut self, shared: SharedState, now: Instant) -> bool {
+        let before = self.status();
+        self.failures = shared.failures;
+        let until = |left: Duration| (!left.is_zero()).then(|| now + left);
+        self.rest_until = until(shared.rest_left);
+        if shared.failures == 0 {
+            self.probe_in_flight = false;
+            self.cooldown_until = None;
+        } else if !self.probe_in_flight {
+            self.cooldown_until = until(shared.cooldown_left);
+        }
+        before != self.status()
     }
 
     pub fn succeed(&mut self) {
@@ -458,5 +492,34 @@ mod tests {
             ),
             Err(Skip::DailyLimit)
         );
+    }
+
+    #[test]
+    fn the_replicas_view_is_adopted_and_a_refused_take_is_taken_back() {
+        let t0 = crate::clock::Clock::default().instant();
+        let minute = Duration::from_secs(60);
+        let mut key = KeyState::default();
+        let shared = SharedState {
+            failures: UNHEALTHY_AFTER,
+            rest_left: Duration::ZERO,
+            cooldown_left: minute,
+        };
+        assert!(key.adopt(shared, t0), "healthy → unhealthy is a change");
+        assert_eq!(
+            key.check(&NONE, t0 + minute / 2, today()),
+            Err(Skip::Unhealthy)
+        );
+        let after = t0 + minute;
+        assert!(
+            key.take(after, today(), wall()),
+            "past the cool-down: the probe"
+        );
+        // Another replica won the probe: this one takes the request back and waits again.
+        key.untake(true, after, today(), COOLDOWN);
+        assert_eq!(key.counts(after, today()), (0, 0));
+        assert_eq!(key.check(&NONE, after, today()), Err(Skip::Unhealthy));
+        assert!(key.adopt(SharedState::default(), after), "a clean slate");
+        assert!(key.check(&NONE, after, today()).is_ok());
+        assert!(!key.adopt(SharedState::default(), after), "nothing changed");
     }
 }

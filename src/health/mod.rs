@@ -5,12 +5,17 @@
 //! limit is skipped and never over-used, however many requests race. Outcomes are reported with
 //! `do_send` (never lost to a client disconnect). Routing reads health from a published snapshot.
 //! Does not own the keys themselves (`vault/`) nor the order of candidates (`routing/`).
+//!
+//! Replicas with Redis share each key's failures, cool-down, rest, probe and minute/day limits
+//! (`shared.rs`); every replica still routes from its own snapshot.
 
 mod actor;
 mod handle;
 mod key_state;
+mod shared;
 mod window;
 
 pub use actor::SlotRequest;
 pub use handle::{Health, KeyHealthView};
 pub use key_state::{FailureKind, HealthStatus, KeyLimits, Outcome, SpendBlock};
+pub use shared::{SharedHealth, SharedKeys};

@@ -33,6 +33,11 @@ impl MinuteWindow {
         }
         self.uses.push_back(now);
     }
+
+    /// Takes back the latest use (the other replicas did not agree to it).
+    pub fn unrecord(&mut self) {
+        self.uses.pop_back();
+    }
 }
 
 /// Uses since 00:00 UTC.
@@ -65,6 +70,12 @@ impl DayCounter {
             self.count = 0;
         }
         self.count += 1;
+    }
+
+    pub fn unrecord(&mut self, today: NaiveDate) {
+        if self.day == Some(today) {
+            self.count = self.count.saturating_sub(1);
+        }
     }
 }
 

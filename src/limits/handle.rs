@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Token windows kept in Redis for every replica, and what to do while it is away.
@@ -34,7 +33,7 @@ impl Shared {
     /// The limits a replica enforces on its own while Redis cannot be reached: its share of each
     /// (so the replicas together never admit more than the limit), or 503 (`fail_closed`).
     fn without_redis(&self, limits: Limits, err: &redis::RedisError) -> Result<Limits, ApiError> {
-        warn_now_and_then(err);
+        crate::redis_link::warn_unreachable("rate windows enforced per replica share", err);
         match self.on_error {
             OnRedisError::FailClosed => Err(ApiError::new(
                 ErrorCode::ServiceUnavailable,
@@ -72,20 +71,6 @@ fn in_every_replica(refused: LimitError, renewal: Option<Exchanged>) -> ApiError
         }
         .into(),
         (refused, _) => refused.into(),
-    }
-}
-
-/// Logs a Redis failure at most every ten seconds (it would otherwise repeat on every request).
-fn warn_now_and_then(err: &redis::RedisError) {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = crate::clock::stopwatch_secs();
-    let last = LAST.load(Ordering::Relaxed);
-    if now >= last + 10
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tracing::warn!("Redis unreachable, rate windows enforced per replica share: {err}");
     }
 }
 

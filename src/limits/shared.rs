@@ -9,10 +9,9 @@
 //! (`redis.on_error`).
 
 use super::budget::{LimitError, Limits};
-use crate::config::RedisConfig;
 use crate::error::RateHeaders;
+use crate::redis_link::RedisLink;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,16 +87,22 @@ return 1
 
 #[derive(Clone)]
 pub struct SharedWindows {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
+    link: RedisLink,
     admit: Arc<Script>,
     undo: Arc<Script>,
+}
+
+/// Whose windows: an agent token's RPM/RPD, or a provider key's minute/day limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Token(i32),
+    Key(i32),
 }
 
 /// A request recorded in the shared windows, to take out again if the budget refuses it.
 #[derive(Debug)]
 pub struct Recorded {
-    token_id: i32,
+    scope: Scope,
     member: String,
     bucket: i64,
 }
@@ -113,32 +118,39 @@ pub enum Checked {
 }
 
 impl SharedWindows {
-    /// Connects lazily (start-up does not wait for Redis; calls fail fast while it is away).
-    pub fn connect(config: &RedisConfig) -> anyhow::Result<SharedWindows> {
-        let client = redis::Client::open(config.url.expose())
-            .map_err(|_| anyhow::anyhow!("invalid config at `redis.url`: not a Redis URL"))?;
-        let settings = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, settings)
-            .map_err(|e| anyhow::anyhow!("connecting to Redis: {e}"))?;
-        Ok(SharedWindows {
-            conn,
-            prefix: config.prefix.as_str().into(),
+    pub fn new(link: RedisLink) -> SharedWindows {
+        SharedWindows {
+            link,
             admit: Arc::new(Script::new(ADMIT)),
             undo: Arc::new(Script::new(UNDO)),
-        })
+        }
     }
 
-    /// The keys of a token's windows; hash-tagged so a Redis Cluster keeps them in one slot.
-    fn keys(&self, token_id: i32) -> (String, String) {
-        let prefix = &self.prefix;
+    /// The keys of a scope's windows; hash-tagged so a Redis Cluster keeps them in one slot.
+    fn keys(&self, scope: Scope) -> (String, String) {
+        let prefix = self.link.prefix();
+        let (kind, id) = match scope {
+            Scope::Token(id) => ('t', id),
+            Scope::Key(id) => ('k', id),
+        };
         (
-            format!("{prefix}:{{t{token_id}}}:rpm"),
-            format!("{prefix}:{{t{token_id}}}:rpd"),
+            format!("{prefix}:{{{kind}{id}}}:rpm"),
+            format!("{prefix}:{{{kind}{id}}}:rpd"),
         )
+    }
+
+    /// Checks a key's minute and day limits and, if both pass, records one request in both.
+    /// `false`: the key is at one of its limits, and nothing was recorded.
+    pub async fn admit_key(
+        &self,
+        key_id: i32,
+        per_minute: Option<u32>,
+        per_day: Option<u32>,
+        member: &str,
+    ) -> redis::RedisResult<bool> {
+        let scope = Scope::Key(key_id);
+        let [verdict, ..] = self.call(scope, per_minute, per_day, member, true).await?;
+        Ok(verdict == 0)
     }
 
     /// Checks the token's windows and, if both pass, records `member` in both.
@@ -148,7 +160,10 @@ impl SharedWindows {
         limits: &Limits,
         member: &str,
     ) -> redis::RedisResult<Checked> {
-        let answer = self.call(token_id, limits, member, true).await?;
+        let scope = Scope::Token(token_id);
+        let answer = self
+            .call(scope, limits.rpm, limits.rpd, member, true)
+            .await?;
         let [
             verdict,
             minute_used,
@@ -178,7 +193,7 @@ impl SharedWindows {
                         .map(|l| headers(l, used(day_used), ms(day_reset))),
                 ),
                 recorded: Recorded {
-                    token_id,
+                    scope,
                     member: member.to_owned(),
                     bucket,
                 },
@@ -192,7 +207,9 @@ impl SharedWindows {
         token_id: i32,
         limits: &Limits,
     ) -> redis::RedisResult<(Option<u32>, Option<u32>)> {
-        let [_, minute_used, _, day_used, _, _] = self.call(token_id, limits, "", false).await?;
+        let scope = Scope::Token(token_id);
+        let [_, minute_used, _, day_used, _, _] =
+            self.call(scope, limits.rpm, limits.rpd, "", false).await?;
         let left =
             |limit: u32, used: i64| limit.saturating_sub(used.clamp(0, i64::from(u32::MAX)) as u32);
         Ok((
@@ -203,21 +220,22 @@ impl SharedWindows {
 
     async fn call(
         &self,
-        token_id: i32,
-        limits: &Limits,
+        scope: Scope,
+        per_minute: Option<u32>,
+        per_day: Option<u32>,
         member: &str,
         record: bool,
     ) -> redis::RedisResult<[i64; 6]> {
-        let (minute, day) = self.keys(token_id);
+        let (minute, day) = self.keys(scope);
         let answer: Vec<i64> = self
             .admit
             .key(minute)
             .key(day)
-            .arg(limits.rpm.unwrap_or(0))
-            .arg(limits.rpd.unwrap_or(0))
+            .arg(per_minute.unwrap_or(0))
+            .arg(per_day.unwrap_or(0))
             .arg(member)
             .arg(if record { 1 } else { 0 })
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.link.conn())
             .await?;
         answer.try_into().map_err(|_| {
             redis::RedisError::from((redis::ErrorKind::Parse, "unexpected limiter answer"))
@@ -228,14 +246,14 @@ impl SharedWindows {
     pub fn undo(&self, recorded: Recorded) {
         let this = self.clone();
         actix_web::rt::spawn(async move {
-            let (minute, day) = this.keys(recorded.token_id);
+            let (minute, day) = this.keys(recorded.scope);
             let undone: redis::RedisResult<i64> = this
                 .undo
                 .key(minute)
                 .key(day)
                 .arg(&recorded.member)
                 .arg(recorded.bucket)
-                .invoke_async(&mut this.conn.clone())
+                .invoke_async(&mut this.link.conn())
                 .await;
             if let Err(err) = undone {
                 tracing::warn!("taking a refused request out of the shared windows: {err}");
@@ -245,9 +263,7 @@ impl SharedWindows {
 
     /// Whether Redis answers now (for `/health`).
     pub async fn reachable(&self) -> bool {
-        let pong: redis::RedisResult<String> =
-            redis::cmd("PING").query_async(&mut self.conn.clone()).await;
-        pong.is_ok()
+        self.link.reachable().await
     }
 }
 

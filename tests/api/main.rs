@@ -25,6 +25,7 @@ mod process;
 mod replicas;
 mod robustness;
 mod shared_budgets;
+mod shared_keys;
 mod shared_limits;
 mod shutdown;
 mod smtp_sink;

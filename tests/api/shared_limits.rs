@@ -12,15 +12,15 @@ use std::time::Duration;
 
 const MODEL: &str = "gpt-4o-mini";
 
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     std::env::var("SPIDERGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// This test's keys on the shared Redis, deleted when it ends.
-struct RedisPrefix(String);
+pub struct RedisPrefix(String);
 
 impl RedisPrefix {
-    fn new() -> Self {
+    pub fn new() -> Self {
         RedisPrefix(format!("sgtest-{}", uuid::Uuid::new_v4().simple()))
     }
 }
@@ -41,13 +41,12 @@ impl Drop for RedisPrefix {
 }
 
 /// Three replicas on one database sharing `redis` (a URL) under `prefix`, each aware of the
-/// other two; a brand with an OpenAI key; a token minted with `limits`.
-async fn three_replicas(
+/// other two.
+pub async fn replicas_sharing(
     redis: String,
     prefix: &RedisPrefix,
     on_error: OnRedisError,
-    limits: Value,
-) -> ([TestApp; 3], String) {
+) -> [TestApp; 3] {
     let prefix = prefix.0.clone();
     let configure = move |config: &mut Config| {
         config.redis.url = Secret::new(redis.clone());
@@ -65,6 +64,17 @@ async fn three_replicas(
         )
         .await;
     }
+    [a, b, c]
+}
+
+/// `replicas_sharing`, and a brand with an OpenAI key and a token minted with `limits`.
+async fn three_replicas(
+    redis: String,
+    prefix: &RedisPrefix,
+    on_error: OnRedisError,
+    limits: Value,
+) -> ([TestApp; 3], String) {
+    let [a, b, c] = replicas_sharing(redis, prefix, on_error).await;
     let (_, credential) = a.create_brand("Acme").await;
     a.add_key(&credential, "openai", "sk-openai-shared", json!({}))
         .await;
@@ -156,7 +166,7 @@ async fn a_request_the_budget_refuses_counts_against_no_shared_window() {
 }
 
 /// A loopback port nothing listens on.
-fn dead_redis() -> String {
+pub fn dead_redis() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
