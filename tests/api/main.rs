@@ -21,6 +21,7 @@ mod ledger;
 mod logs;
 mod media;
 mod oauth;
+mod own_redis;
 mod process;
 mod replicas;
 mod robustness;

@@ -4,6 +4,7 @@
 //! keys afterwards.
 
 use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
+use crate::own_redis::OwnRedis;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spidergate::config::{Config, OnRedisError};
@@ -229,4 +230,38 @@ async fn fail_closed_refuses_rate_limited_tokens_while_redis_is_away() {
         StatusCode::OK,
         "tokens without rate limits do not need Redis"
     );
+}
+
+#[actix_web::test]
+async fn redis_killed_mid_load_never_lets_a_limit_through_and_health_says_so() {
+    let mut redis = OwnRedis::start().await;
+    let prefix = RedisPrefix::new();
+    let limits = json!({ "rpm": 12 });
+    let (apps, token) = three_replicas(redis.url(), &prefix, OnRedisError::Share, limits).await;
+    // Rounds of one request per replica; Redis dies after the third round. Each replica has then
+    // admitted 3 (in Redis and in its own log); alone, each may reach its share of 12 / 3 = 4.
+    let mut replies = Vec::new();
+    for round in 0..20 {
+        if round == 3 {
+            redis.kill();
+        }
+        replies.extend(spread(&apps, &token, 3).await);
+    }
+    assert_eq!(
+        count(&replies, StatusCode::OK),
+        12,
+        "never above the rpm of 12"
+    );
+    assert_eq!(
+        count(&replies, StatusCode::TOO_MANY_REQUESTS),
+        replies.len() - 12,
+        "the rest refused for the limit, nothing failed"
+    );
+    for app in &apps {
+        let health = app.get("/health", None).await;
+        assert_eq!(
+            (health.status, health.body["redis"].as_str()),
+            (StatusCode::OK, Some("error"))
+        );
+    }
 }
