@@ -205,17 +205,26 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         }
         _ => None,
     };
-    let shared = redis.as_ref().map(|(link, replicas)| limits::Shared {
-        windows: limits::SharedWindows::new(link.clone()),
-        on_error: config.redis.on_error,
-        replicas: replicas.clone(),
-    });
-    let shared_keys = redis.as_ref().map(|(link, replicas)| health::SharedKeys {
-        health: health::SharedHealth::new(link.clone(), config.health.cooldown()),
-        windows: limits::SharedWindows::new(link.clone()),
-        on_error: config.redis.on_error,
-        replicas: replicas.clone(),
-    });
+    let windows = redis
+        .as_ref()
+        .map(|(link, replicas)| limits::SharedWindows::new(link.clone(), replicas.clone()));
+    let shared = redis
+        .as_ref()
+        .zip(windows.clone())
+        .map(|((_, replicas), windows)| limits::Shared {
+            windows,
+            on_error: config.redis.on_error,
+            replicas: replicas.clone(),
+        });
+    let shared_keys = redis
+        .as_ref()
+        .zip(windows.clone())
+        .map(|((link, replicas), windows)| health::SharedKeys {
+            health: health::SharedHealth::new(link.clone(), config.health.cooldown()),
+            windows,
+            on_error: config.redis.on_error,
+            replicas: replicas.clone(),
+        });
     let providers = catalog.providers().iter().map(|p| p.id.clone());
     let health = Health::start(
         providers,
@@ -277,6 +286,20 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             .run(),
         ),
     ];
+    if let Some(windows) = windows {
+        // What each kind of window admitted here, replayed into a Redis that came back empty.
+        let budgets = state.budgets.clone();
+        windows.add_source(Arc::new(move || {
+            let budgets = budgets.clone();
+            Box::pin(async move { budgets.shadows().await })
+        }));
+        let health = state.health.clone();
+        windows.add_source(Arc::new(move || {
+            let health = health.clone();
+            Box::pin(async move { health.shadows().await })
+        }));
+        tasks.push(tokio::spawn(windows.follow_generation(stopping.clone())));
+    }
     if let Some(shared) = state.health.shared() {
         let follow = shared.health.clone().follow(
             state.health.clone(),

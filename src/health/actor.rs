@@ -4,6 +4,7 @@ use super::handle::KeyHealthView;
 use super::key_state::{Consequence, HealthStatus, KeyLimits, KeyState, Outcome};
 use super::shared::{SharedHealth, SharedState, Taken};
 use crate::clock::Clock;
+use crate::limits::{Scope, Shadow};
 use crate::vault::Vault;
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
 use arc_swap::ArcSwap;
@@ -50,6 +51,11 @@ pub struct ReportOutcome {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ResetHealth(pub i32);
+
+/// Every key's log of requests, to replay into Redis (see `KeyState::shadow`).
+#[derive(Message)]
+#[rtype(result = "Vec<Shadow>")]
+pub struct TakeShadow;
 
 /// The detailed view of some keys, for the admin API.
 #[derive(Message)]
@@ -255,5 +261,30 @@ impl Handler<Describe> for KeyHealthActor {
             })
             .collect();
         MessageResult(views)
+    }
+}
+
+impl Handler<TakeShadow> for KeyHealthActor {
+    type Result = MessageResult<TakeShadow>;
+
+    fn handle(&mut self, _: TakeShadow, _: &mut Context<Self>) -> Self::Result {
+        let (now, wall) = (self.clock.instant(), self.clock.now());
+        let (now_ms, today) = (wall.timestamp_millis(), wall.date_naive());
+        let shadows = self
+            .keys
+            .iter()
+            .map(|(id, key)| {
+                let (minute, day) = key.shadow(now, now_ms, today);
+                // Today's requests are replayed at now: a day slot may free late, never early.
+                let day = if day > 0 { vec![(now_ms, day)] } else { vec![] };
+                Shadow {
+                    scope: Scope::Key(*id),
+                    minute,
+                    day,
+                }
+            })
+            .filter(|s| !s.minute.is_empty() || !s.day.is_empty())
+            .collect();
+        MessageResult(shadows)
     }
 }

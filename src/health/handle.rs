@@ -1,7 +1,8 @@
 //! `Health`: per-provider actors behind one handle; snapshot reads for routing.
 
 use super::actor::{
-    Adopt, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeSlot, Untake,
+    Adopt, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeShadow, TakeSlot,
+    Untake,
 };
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
 use super::shared::{SharedKeys, SharedState};
@@ -139,6 +140,15 @@ impl Health {
             p.actor.do_send(Untake(taken));
             candidates.retain(|c| c.id != taken.id);
         }
+    }
+
+    /// Every key's log of requests, to replay into Redis.
+    pub async fn shadows(&self) -> Vec<crate::limits::Shadow> {
+        let mut shadows = Vec::new();
+        for p in self.providers.values() {
+            shadows.extend(p.actor.send(TakeShadow).await.unwrap_or_default());
+        }
+        shadows
     }
 
     /// Takes another replica's view of a key (from Redis).

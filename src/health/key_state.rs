@@ -253,6 +253,17 @@ impl KeyState {
         }
     }
 
+    /// This key's log of requests, as (wall-clock ms of the last minute's, today's count), to
+    /// replay into shared windows that lost theirs.
+    pub fn shadow(&self, now: Instant, now_ms: i64, today: NaiveDate) -> (Vec<i64>, u32) {
+        let minute = self
+            .minute
+            .ages(now)
+            .map(|age| now_ms - age.as_millis() as i64)
+            .collect();
+        (minute, self.day.count(today))
+    }
+
     /// Takes the replicas' shared view of failures, cool-down and rest. Returns whether the key's
     /// status changed.
     pub fn adopt(&mut self, shared: SharedState, now: Instant) -> bool {

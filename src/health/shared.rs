@@ -279,24 +279,32 @@ impl SharedKeys {
             .admit_key(taken.id, limits.per_minute, limits.per_day, &member)
             .await
         {
-            Ok(admitted) => admitted,
+            Ok(Some((_, true))) => true,
+            // Some replica has not replayed into a Redis that came back empty: the share too.
+            Ok(Some((recorded, false))) => {
+                let within = self.within_share(taken, limits);
+                if !within {
+                    self.windows.undo(recorded);
+                }
+                within
+            }
+            Ok(None) => false,
             Err(err) => {
                 warn_now_and_then("checking a key's shared limits", &err);
-                self.without_redis(taken, limits)
+                match self.on_error {
+                    OnRedisError::FailClosed => false,
+                    OnRedisError::Share => self.within_share(taken, limits),
+                }
             }
         }
     }
 
-    /// Redis away: this replica's share of each limit (limit ÷ live replicas), or nothing.
-    fn without_redis(&self, taken: &Taken, limits: &KeyLimits) -> bool {
-        match self.on_error {
-            OnRedisError::FailClosed => false,
-            OnRedisError::Share => {
-                let live = self.replicas.live().max(1);
-                let within = |limit: Option<u32>, used: u32| limit.is_none_or(|l| used <= l / live);
-                within(limits.per_minute, taken.minute) && within(limits.per_day, taken.day)
-            }
-        }
+    /// Whether this replica's own requests on the key fit its share of each limit (limit ÷ live
+    /// replicas), so the replicas together stay within it.
+    fn within_share(&self, taken: &Taken, limits: &KeyLimits) -> bool {
+        let live = self.replicas.live().max(1);
+        let within = |limit: Option<u32>, used: u32| limit.is_none_or(|l| used <= l / live);
+        within(limits.per_minute, taken.minute) && within(limits.per_day, taken.day)
     }
 
     /// A name for one request in a key's windows, unique across replicas.

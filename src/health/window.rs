@@ -34,6 +34,14 @@ impl MinuteWindow {
         self.uses.push_back(now);
     }
 
+    /// How long ago each use of the last minute was, oldest first.
+    pub fn ages(&self, now: Instant) -> impl Iterator<Item = Duration> + '_ {
+        self.uses
+            .iter()
+            .map(move |t| now.duration_since(*t))
+            .filter(|age| *age < MINUTE)
+    }
+
     /// Takes back the latest use (the other replicas did not agree to it).
     pub fn unrecord(&mut self) {
         self.uses.pop_back();

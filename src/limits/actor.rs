@@ -66,6 +66,11 @@ pub struct Peek {
     pub now: DateTime<Utc>,
 }
 
+/// The token's log of admitted requests (see `TokenBudget::shadow`).
+#[derive(Message)]
+#[rtype(result = "(Vec<i64>, Vec<(i64, u32)>)")]
+pub struct TakeShadow;
+
 pub struct BudgetActor {
     token_id: i32,
     budget: Option<TokenBudget>,
@@ -201,5 +206,20 @@ impl Handler<Peek> for BudgetActor {
         let spent = budget.spent(msg.now, msg.limits.anchor_day);
         let (minute, day) = budget.remaining(&msg.limits, msg.now);
         MessageResult((spent, minute, day))
+    }
+}
+
+impl Handler<TakeShadow> for BudgetActor {
+    type Result = MessageResult<TakeShadow>;
+
+    fn handle(&mut self, _: TakeShadow, _: &mut Context<Self>) -> Self::Result {
+        // Not activity: replaying must not keep an idle actor awake.
+        let now = self.clock.now();
+        MessageResult(
+            self.budget
+                .as_ref()
+                .map(|b| b.shadow(now))
+                .unwrap_or_default(),
+        )
     }
 }

@@ -338,6 +338,18 @@ impl TokenBudget {
         before - self.holds.len()
     }
 
+    /// This token's log of admitted requests (minute timestamps, day granules), to replay into
+    /// shared windows that lost theirs.
+    pub fn shadow(&self, now: DateTime<Utc>) -> (Vec<i64>, Vec<(i64, u32)>) {
+        let now_ms = now.timestamp_millis();
+        let minute = self
+            .minute
+            .entries(now_ms)
+            .flat_map(|(at, n)| std::iter::repeat_n(at, n as usize))
+            .collect();
+        (minute, self.day.entries(now_ms).collect())
+    }
+
     pub fn is_idle(&self) -> bool {
         self.holds.is_empty() && self.lease.as_ref().is_none_or(Lease::is_empty)
     }

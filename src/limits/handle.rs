@@ -1,11 +1,11 @@
 //! `Budgets`: finds or starts a token's `BudgetActor`; `ReservationGuard` settles or releases.
 
-use super::actor::{BudgetActor, Peek, Release, Reserve, Settle};
+use super::actor::{BudgetActor, Peek, Release, Reserve, Settle, TakeShadow};
 use super::budget::{Admission, LimitError, Limits, TokenBudget};
 use super::hold::Estimate;
 use super::lease::{Exchanged, Leases, Want};
 use super::period::BudgetPeriod;
-use super::shared::{Checked, SharedWindows};
+use super::shared::{Checked, Scope, Shadow, SharedWindows};
 use crate::auth::TokenEntry;
 use crate::clock::Clock;
 use crate::coherence::Replicas;
@@ -40,15 +40,18 @@ impl Shared {
                 "rate limits cannot be checked right now (Redis is unreachable)",
             )
             .with_retry_after(Duration::from_secs(1))),
-            OnRedisError::Share => {
-                let live = self.replicas.live().max(1);
-                let share = |limit: u32| limit / live;
-                Ok(Limits {
-                    rpm: limits.rpm.map(share),
-                    rpd: limits.rpd.map(share),
-                    ..limits
-                })
-            }
+            OnRedisError::Share => Ok(self.share_of(limits)),
+        }
+    }
+
+    /// This replica's share of each limit (limit ÷ live replicas), checked against its own log.
+    fn share_of(&self, limits: Limits) -> Limits {
+        let live = self.replicas.live().max(1);
+        let share = |limit: u32| limit / live;
+        Limits {
+            rpm: limits.rpm.map(share),
+            rpd: limits.rpd.map(share),
+            ..limits
         }
     }
 }
@@ -173,6 +176,32 @@ impl Budgets {
         futures_util::future::join_all(returns).await;
     }
 
+    /// Every token's log of admitted requests, running or parked, to replay into Redis.
+    pub async fn shadows(&self) -> Vec<Shadow> {
+        let now = self.clock.now();
+        let shadow = |id: i32, (minute, day): (Vec<i64>, Vec<(i64, u32)>)| Shadow {
+            scope: Scope::Token(id),
+            minute,
+            day,
+        };
+        let mut shadows: Vec<Shadow> = self
+            .parked
+            .iter()
+            .map(|parked| shadow(*parked.key(), parked.value().shadow(now)))
+            .collect();
+        let actors: Vec<_> = self
+            .actors
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        for (id, actor) in actors {
+            if let Ok(log) = actor.send(TakeShadow).await {
+                shadows.push(shadow(id, log));
+            }
+        }
+        shadows
+    }
+
     /// The Redis-backed windows, when replicas share them.
     pub fn shared_windows(&self) -> Option<&SharedWindows> {
         self.shared.as_ref().map(|s| &s.windows)
@@ -195,10 +224,23 @@ impl Budgets {
             && (limits.rpm.is_some() || limits.rpd.is_some())
         {
             match shared.windows.admit(token.id, &limits, request_id).await {
-                Ok(Checked::Admitted { rate, recorded: r }) => {
+                Ok(Checked::Admitted {
+                    rate,
+                    recorded: r,
+                    trusted,
+                }) => {
                     (shared_rate, recorded) = (rate, Some(r));
-                    limits.rpm = None;
-                    limits.rpd = None;
+                    // Until every replica has replayed into a Redis that came back empty, the
+                    // request must fit this replica's share too.
+                    limits = if trusted {
+                        Limits {
+                            rpm: None,
+                            rpd: None,
+                            ..limits
+                        }
+                    } else {
+                        shared.share_of(limits)
+                    };
                 }
                 Ok(Checked::Refused(err)) => return Err(err.into()),
                 Err(err) => limits = shared.without_redis(limits, &err)?,

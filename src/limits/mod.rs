@@ -24,4 +24,4 @@ pub use handle::{Budgets, ReservationGuard, Shared};
 pub use hold::{CandidatePrice, Estimate, Grant};
 pub use lease::Leases;
 pub use period::BudgetPeriod;
-pub use shared::SharedWindows;
+pub use shared::{Scope, Shadow, ShadowSource, SharedWindows};

@@ -47,6 +47,14 @@ impl SlidingWindow {
         self.total += requests;
     }
 
+    /// (time in ms, requests) still inside the window at `now_ms`, oldest first.
+    pub fn entries(&self, now_ms: i64) -> impl Iterator<Item = (i64, u32)> + '_ {
+        self.uses
+            .iter()
+            .copied()
+            .filter(move |&(at, _)| now_ms - at < self.span_ms)
+    }
+
     /// Milliseconds until the window holds fewer than `limit` requests again.
     pub fn frees_in(&mut self, now_ms: i64, limit: u32) -> i64 {
         self.prune(now_ms);

@@ -4,7 +4,7 @@
 //! keys afterwards.
 
 use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
-use crate::own_redis::OwnRedis;
+use crate::own_redis::{OwnRedis, RedisRelay};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spidergate::config::{Config, OnRedisError};
@@ -49,6 +49,7 @@ pub async fn replicas_sharing(
     on_error: OnRedisError,
 ) -> [TestApp; 3] {
     let prefix = prefix.0.clone();
+    let (url, name) = (redis.clone(), prefix.clone());
     let configure = move |config: &mut Config| {
         config.redis.url = Secret::new(redis.clone());
         config.redis.prefix = prefix.clone();
@@ -65,7 +66,43 @@ pub async fn replicas_sharing(
         )
         .await;
     }
+    if redis_answers(&url).await {
+        eventually(
+            "every replica has joined Redis's generation",
+            Duration::from_secs(10),
+            async || seeded_replicas(&url, &name).await == 3,
+        )
+        .await;
+    }
     [a, b, c]
+}
+
+async fn redis_answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    client.get_multiplexed_async_connection().await.is_ok()
+}
+
+/// The replicas that replayed their windows into Redis's current generation (0 without one).
+async fn seeded_replicas(url: &str, prefix: &str) -> i64 {
+    let client = redis::Client::open(url).expect("Redis URL");
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return 0;
+    };
+    let generation: Option<String> = redis::cmd("GET")
+        .arg(format!("{prefix}:gen"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let Some(generation) = generation else {
+        return 0;
+    };
+    redis::cmd("SCARD")
+        .arg(format!("{prefix}:seeded:{generation}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(0)
 }
 
 /// `replicas_sharing`, and a brand with an OpenAI key and a token minted with `limits`.
@@ -264,4 +301,63 @@ async fn redis_killed_mid_load_never_lets_a_limit_through_and_health_says_so() {
             (StatusCode::OK, Some("error"))
         );
     }
+}
+
+#[actix_web::test]
+async fn redis_restarted_empty_is_exact_again_once_every_replica_replayed_its_log() {
+    let mut redis = OwnRedis::start().await;
+    let prefix = RedisPrefix::new();
+    let limits = json!({ "rpm": 12 });
+    let (apps, token) = three_replicas(redis.url(), &prefix, OnRedisError::Share, limits).await;
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        before.extend(spread(&apps, &token, 3).await);
+    }
+    assert_eq!(count(&before, StatusCode::OK), 9);
+    // Redis comes back with nothing: the 9 live on only in the replicas' own logs.
+    redis.restart().await;
+    let mut after = Vec::new();
+    for _ in 0..10 {
+        after.extend(spread(&apps, &token, 3).await);
+    }
+    assert_eq!(
+        count(&after, StatusCode::OK),
+        3,
+        "the window spanning the restart still holds 12, not 12 more"
+    );
+    assert_eq!(
+        seeded_replicas(&redis.url(), &prefix.0).await,
+        3,
+        "every replica replayed into the new generation"
+    );
+    assert_eq!(count(&after, StatusCode::TOO_MANY_REQUESTS), 27);
+}
+
+#[actix_web::test]
+async fn what_replicas_admitted_while_redis_was_unreachable_counts_once_it_is_back() {
+    let redis = OwnRedis::start().await;
+    let relay = RedisRelay::to(&redis).await;
+    let prefix = RedisPrefix::new();
+    let limits = json!({ "rpm": 12 });
+    let (apps, token) = three_replicas(relay.url(), &prefix, OnRedisError::Share, limits).await;
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        replies.extend(spread(&apps, &token, 3).await);
+    }
+    // Cut off from a Redis that keeps its 9: one round is admitted by the replicas' shares
+    // alone (3 each so far, so one more each of 12 / 3), which Redis never sees.
+    relay.cut();
+    let cut_off = spread(&apps, &token, 3).await;
+    assert_eq!(count(&cut_off, StatusCode::OK), 3, "each replica's share");
+    replies.extend(cut_off);
+    relay.mend();
+    // Without those three Redis would admit three more.
+    for _ in 0..5 {
+        replies.extend(spread(&apps, &token, 3).await);
+    }
+    assert_eq!(
+        count(&replies, StatusCode::OK),
+        12,
+        "never above the rpm of 12"
+    );
 }
