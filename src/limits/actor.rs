@@ -39,8 +39,7 @@ pub struct BeginExchange {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EndExchange {
-    pub period_start: i64,
-    pub reported: Money,
+    pub snapshot: Snapshot,
     pub cap: Option<Money>,
     pub answered: Option<Exchanged>,
 }
@@ -177,7 +176,7 @@ impl Handler<EndExchange> for BudgetActor {
 
     fn handle(&mut self, msg: EndExchange, _: &mut Context<Self>) {
         if let Some(budget) = self.budget.as_mut() {
-            budget.end_exchange(msg.period_start, msg.reported, msg.cap, msg.answered);
+            budget.end_exchange(&msg.snapshot, msg.cap, msg.answered);
         }
     }
 }

@@ -287,22 +287,27 @@ impl TokenBudget {
         })
     }
 
-    /// Takes the exchange's answer (or, without one, just lifts the freeze).
+    /// Takes the exchange's answer. Without one (it failed, or timed out and may still have
+    /// committed) the lease shrinks to what is safe either way: at most what it was, and at most
+    /// what was kept plus the spend reported (which stays unreported, so it is reported again:
+    /// counted twice at worst, which refuses early, never late).
     pub fn end_exchange(
         &mut self,
-        period_start: i64,
-        reported: Money,
+        snapshot: &Snapshot,
         cap: Option<Money>,
         answered: Option<Exchanged>,
     ) {
-        if self.period.start.timestamp() != period_start {
+        if self.period.start.timestamp() != snapshot.period_start {
             return;
         }
         let Some(lease) = self.lease.as_mut() else {
             return;
         };
         lease.busy = false;
+        let reported = snapshot.spent;
         let Some(answer) = answered else {
+            let safe = snapshot.keep.nanos() + reported.nanos();
+            lease.granted = Money::from_nanos(lease.granted.nanos().min(safe));
             return;
         };
         // Kept was what was unspent when the exchange began; spent since is still unreported.
@@ -566,5 +571,50 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_lease_spends_only_what_was_granted_and_shrinks_when_an_exchange_fails() {
+        let usd = |v| Money::from_usd(v).expect("usd");
+        let (mut b, l) = (budget().leased(), limits(None, Some(1.0), true));
+        let cost = fixed(usd(0.1));
+        let short = b
+            .admit(&l, &cost, now(), TTL, false)
+            .expect_err("no lease yet");
+        assert_eq!(short, LimitError::LeaseShort);
+        let want = Want {
+            worst: usd(0.1),
+            least: usd(0.1),
+            cap: usd(1.0),
+        };
+        let snapshot = b.begin_exchange(Some(&want)).expect("an exchange");
+        let granted = Exchanged {
+            granted: usd(0.3),
+            forfeited: false,
+            spent: Money::ZERO,
+            leased: usd(0.3),
+        };
+        b.end_exchange(&snapshot, Some(want.cap), Some(granted));
+        let held: Vec<_> = (0..3)
+            .map(|_| {
+                b.admit(&l, &cost, now(), TTL, false)
+                    .expect("within the lease")
+            })
+            .collect();
+        assert_eq!(
+            b.admit(&l, &cost, now(), TTL, false),
+            Err(LimitError::LeaseShort),
+            "the lease is held: renew first"
+        );
+        b.settle(held[0].hold_id, usd(0.1));
+        b.release(held[1].hold_id);
+        b.release(held[2].hold_id);
+        // Giving the unspent 0.2 back fails, and may have committed: none of it is spent here.
+        let give_back = b.begin_exchange(None).expect("an idle lease goes back");
+        b.end_exchange(&give_back, None, None);
+        let err = b
+            .admit(&l, &fixed(usd(0.0001)), now(), TTL, true)
+            .expect_err("nothing is left to spend without the database");
+        assert!(matches!(err, LimitError::BudgetExhausted { .. }), "{err:?}");
     }
 }

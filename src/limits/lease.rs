@@ -30,6 +30,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 const FORFEIT_AFTER: Duration = Duration::from_secs(15);
 /// At most this many worst cases per slice.
 const SLICE_REQUESTS: i64 = 64;
+/// How long a request waits for an exchange before it is told the budget cannot be checked. An
+/// exchange that committed after this is safe: the database then counts what it reported twice
+/// (this replica reports it again), which refuses early, never late.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The lease of a token's month on this replica, renewed one exchange at a time per token.
 #[derive(Clone)]
@@ -137,15 +141,16 @@ impl Leases {
             return Ok(None);
         };
         let exchange = Exchange::of(token_id, &snapshot, want);
-        let outcome = self.exchange(&exchange).await;
+        let outcome = tokio::time::timeout(EXCHANGE_TIMEOUT, self.exchange(&exchange))
+            .await
+            .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
         if let Err(err) = &outcome {
             tracing::warn!(token_id, "exchanging a budget lease: {err}");
         }
         let answered = outcome.as_ref().ok().copied();
         // Delivered even when the actor is busy; lost only if it stopped, and then nothing waits.
         actor.do_send(EndExchange {
-            period_start: snapshot.period_start,
-            reported: snapshot.spent,
+            snapshot,
             cap: want.map(|w| w.cap),
             answered,
         });

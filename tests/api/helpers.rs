@@ -86,6 +86,10 @@ impl PostgresDb {
         );
         PostgresDb { name, url }
     }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
 }
 
 impl Drop for PostgresDb {

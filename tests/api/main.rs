@@ -23,6 +23,7 @@ mod media;
 mod oauth;
 mod own_redis;
 mod process;
+mod relay;
 mod replicas;
 mod robustness;
 mod shared_budgets;

@@ -3,12 +3,10 @@
 
 use crate::helpers::eventually;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct OwnRedis {
-    port: u16,
+    pub port: u16,
     server: Option<Child>,
 }
 
@@ -70,70 +68,5 @@ impl OwnRedis {
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A TCP relay in front of a Redis that the test can cut and mend: while cut, every connection
-/// through it is dropped and new ones are closed at once, so the gateway cannot reach a Redis
-/// that keeps all its data (a network partition, not a restart).
-pub struct RedisRelay {
-    port: u16,
-    open: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl RedisRelay {
-    pub async fn to(redis: &OwnRedis) -> RedisRelay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("relay port");
-        let port = listener.local_addr().expect("addr").port();
-        let open = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let upstream = format!("127.0.0.1:{}", redis.port);
-        let (is_open, all) = (open.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !is_open.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                all.lock().expect("links").push(link);
-            }
-        });
-        RedisRelay {
-            port,
-            open,
-            links,
-            accept,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for link in self.links.lock().expect("links").drain(..) {
-            link.abort();
-        }
-    }
-
-    pub fn mend(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for RedisRelay {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::fake_provider::Behaviour;
 use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
+use crate::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -186,4 +187,88 @@ async fn a_replica_that_dies_holding_a_lease_forfeits_it_and_the_cap_still_holds
     assert!(refused.message().contains("hard cap"), "{}", refused.body);
     drop(credential);
     drop(c);
+}
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn host_port(url: &str) -> String {
+    let after_user = &url[url.find('@').map_or(0, |at| at + 1)..];
+    after_user[..after_user.find('/').unwrap_or(after_user.len())].to_owned()
+}
+
+#[actix_web::test]
+async fn with_the_database_away_a_replica_spends_only_its_lease_then_answers_503() {
+    let db = PostgresDb::create().await;
+    let upstream = host_port(db.url());
+    let relay = Relay::to(&upstream).await;
+    let app = spawn_app_on(
+        TestDb::SharedWith(relay.in_front_of(db.url(), &upstream)),
+        |_| {},
+    )
+    .await;
+    app.fake.set(
+        KEY,
+        Behaviour::Reports {
+            prompt_tokens: None,
+            completion_tokens: None,
+        },
+    );
+    let (_, credential) = app.create_brand("Acme").await;
+    app.add_key(&credential, "openai", KEY, json!({})).await;
+    let (token, _) = app
+        .mint_token(
+            &credential,
+            json!({ "name": "capped", "monthly_budget_usd": 0.01, "budget_mode": "hard" }),
+        )
+        .await;
+    let chat = |max_tokens: u32| {
+        let body = json!({ "model": MODEL, "max_tokens": max_tokens, "messages": [{ "role": "user", "content": "hi" }] });
+        app.post("/api/gate/v1/chat/completions", Some(&token), body)
+    };
+    assert_eq!(
+        chat(10).await.status,
+        StatusCode::OK,
+        "the first request takes a lease"
+    );
+
+    relay.cut();
+    for _ in 0..5 {
+        let reply = chat(10).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "within the lease: {}",
+            reply.body
+        );
+    }
+    // A request the lease cannot pay for needs the database to lease more.
+    chat(16_000).await.assert_error(503, "service_unavailable");
+    // And once the replica cannot confirm its caches are current, nothing is served.
+    let replicas = app.state.replicas.clone().expect("PostgreSQL replicas");
+    eventually(
+        "the replica knows it lost the database",
+        Duration::from_secs(10),
+        async || !replicas.is_current(),
+    )
+    .await;
+    chat(10).await.assert_error(503, "service_unavailable");
+
+    relay.mend();
+    eventually(
+        "the replica follows the database again",
+        Duration::from_secs(10),
+        async || replicas.is_current(),
+    )
+    .await;
+    // Every request served while the database was away is in the ledger (the refused one is
+    // traced too, as an error).
+    let served_rows = async || {
+        app.state.usage.flush().await;
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM traces WHERE http_status = 200")
+            .fetch_one(pool(&app))
+            .await
+            .unwrap_or(0);
+        rows == 6
+    };
+    eventually("the ledger caught up", Duration::from_secs(10), served_rows).await;
+    assert_eq!(chat(10).await.status, StatusCode::OK, "served again");
 }

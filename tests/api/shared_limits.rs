@@ -4,7 +4,8 @@
 //! keys afterwards.
 
 use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
-use crate::own_redis::{OwnRedis, RedisRelay};
+use crate::own_redis::OwnRedis;
+use crate::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spidergate::config::{Config, OnRedisError};
@@ -336,10 +337,17 @@ async fn redis_restarted_empty_is_exact_again_once_every_replica_replayed_its_lo
 #[actix_web::test]
 async fn what_replicas_admitted_while_redis_was_unreachable_counts_once_it_is_back() {
     let redis = OwnRedis::start().await;
-    let relay = RedisRelay::to(&redis).await;
+    let upstream = format!("127.0.0.1:{}", redis.port);
+    let relay = Relay::to(&upstream).await;
     let prefix = RedisPrefix::new();
     let limits = json!({ "rpm": 12 });
-    let (apps, token) = three_replicas(relay.url(), &prefix, OnRedisError::Share, limits).await;
+    let (apps, token) = three_replicas(
+        relay.in_front_of(&redis.url(), &upstream),
+        &prefix,
+        OnRedisError::Share,
+        limits,
+    )
+    .await;
     let mut replies = Vec::new();
     for _ in 0..3 {
         replies.extend(spread(&apps, &token, 3).await);
