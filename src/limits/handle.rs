@@ -89,9 +89,11 @@ pub struct Budgets {
     shared: Option<Shared>,
     /// Replicas share the database: hard caps are spent from leases of it.
     leases: Option<Leases>,
-    /// Where the actors run: the arbiter that built the app, not an HTTP worker's, so they
-    /// outlive the workers at shutdown and can give their leases back.
-    home: actix::ArbiterHandle,
+    /// With leases, the actors run on the arbiter that built the app, not an HTTP worker's, so
+    /// they outlive the workers at shutdown and can give their leases back. Without (one node),
+    /// each starts on the worker that first needed it: no cross-thread hop for that worker's
+    /// requests (measured: 0.06 ms of added p50 at concurrency 1), and nothing to give back.
+    home: Option<actix::ArbiterHandle>,
 }
 
 /// Holds a reservation until the request's cost is known. Dropping it unsettled releases the hold.
@@ -147,6 +149,7 @@ impl Budgets {
         shared: Option<Shared>,
         leases: Option<Leases>,
     ) -> Budgets {
+        let home = leases.is_some().then(actix::Arbiter::current);
         Budgets {
             actors: Arc::default(),
             parked: Arc::default(),
@@ -156,7 +159,7 @@ impl Budgets {
             clock,
             shared,
             leases,
-            home: actix::Arbiter::current(),
+            home,
         }
     }
 
@@ -358,7 +361,10 @@ impl Budgets {
             self.clock.clone(),
             self.leases.clone(),
         );
-        BudgetActor::start_in_arbiter(&self.home, |_| actor)
+        match &self.home {
+            Some(home) => BudgetActor::start_in_arbiter(home, |_| actor),
+            None => actor.start(),
+        }
     }
 
     /// Rebuilds a token's state from the hourly counters: spend since its period began, and the

@@ -1,4 +1,5 @@
-//! The gateway under test: the real `spidergate` binary as a child process.
+//! The gateway under test: the real `spidergate` binary as child processes, one per replica, on
+//! one database.
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -19,32 +20,128 @@ pub struct LedgerLag {
     pub drain: Duration,
 }
 
+/// The database every replica of the run shares: the one given, or a fresh SQLite file.
+pub struct Database {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Database {
+    pub fn new(url: Option<String>) -> anyhow::Result<Database> {
+        Ok(match url {
+            Some(url) => Database { url, _dir: None },
+            None => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+                Database {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+        })
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+
+    /// The successful requests the ledger holds (after every gateway stopped).
+    pub async fn count_ledger(&self) -> anyhow::Result<u64> {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&self.url).await?;
+        let sql = "SELECT COUNT(*) AS n FROM traces WHERE status = 'success'";
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await?
+            .context("count")?;
+        Ok(row.try_get::<i64>("", "n")? as u64)
+    }
+}
+
+/// How every replica of a run is started.
+pub struct Launch {
+    pub bin: Option<PathBuf>,
+    pub fake: String,
+    /// `SPIDERGATE_*` settings for every replica (Redis, say).
+    pub env: Vec<(String, String)>,
+    /// One vault key for every replica: they read each other's encrypted keys.
+    pub vault_key: String,
+}
+
+/// N replicas of the gateway on one database, measured together.
+pub struct Fleet {
+    pub gateways: Vec<Gateway>,
+}
+
+impl Fleet {
+    pub async fn start(launch: &Launch, db: &Database, replicas: usize) -> anyhow::Result<Fleet> {
+        let mut gateways = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            gateways.push(Gateway::start(launch, &db.url).await?);
+        }
+        Ok(Fleet { gateways })
+    }
+
+    pub fn bases(&self) -> Vec<String> {
+        self.gateways.iter().map(|g| g.base.clone()).collect()
+    }
+
+    /// User + system CPU time of every replica so far.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        self.gateways.iter().map(Gateway::cpu_time).sum()
+    }
+
+    /// The largest replica's peak resident memory.
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let peaks: anyhow::Result<Vec<u64>> =
+            self.gateways.iter().map(Gateway::peak_rss_kib).collect();
+        Ok(peaks?.into_iter().max().unwrap_or(0))
+    }
+
+    /// Every replica's ledger lag: the rows queued in all, and until the last one drained.
+    pub async fn ledger_lag(&self) -> anyhow::Result<LedgerLag> {
+        let mut lag = LedgerLag {
+            queued: 0,
+            drain: Duration::ZERO,
+        };
+        for gateway in &self.gateways {
+            let one = gateway.ledger_lag().await?;
+            lag.queued += one.queued;
+            lag.drain = lag.drain.max(one.drain);
+        }
+        Ok(lag)
+    }
+
+    /// SIGTERM to every replica (each drains its ledger writer); all must exit cleanly.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        for gateway in &self.gateways {
+            Command::new("kill")
+                .args(["-TERM", &gateway.child.id().to_string()])
+                .status()?;
+        }
+        for gateway in &mut self.gateways {
+            let status = gateway.child.wait()?;
+            anyhow::ensure!(status.success(), "a gateway did not exit cleanly: {status}");
+        }
+        Ok(())
+    }
+}
+
 pub struct Gateway {
     child: Child,
     pub base: String,
     admin: String,
-    db_url: String,
     client: reqwest::Client,
-    _dir: Option<tempfile::TempDir>,
 }
 
 impl Gateway {
-    pub async fn start(
-        bin: Option<PathBuf>,
-        database: Option<String>,
-        fake: &str,
-    ) -> anyhow::Result<Gateway> {
-        let bin = match bin {
-            Some(bin) => bin,
+    async fn start(launch: &Launch, db_url: &str) -> anyhow::Result<Gateway> {
+        let bin = match &launch.bin {
+            Some(bin) => bin.clone(),
             None => std::env::current_exe()?.with_file_name("spidergate"),
-        };
-        let (dir, db_url) = match database {
-            Some(url) => (None, url),
-            None => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
-                (Some(dir), url)
-            }
         };
         let admin = format!("bench-admin-{}", std::process::id());
         // The bench's own `SPIDERGATE_*` variables reach the gateway (to measure a setting);
@@ -54,11 +151,12 @@ impl Gateway {
             .env_clear()
             .envs(passed_on)
             .env("RUST_LOG", "warn,spidergate=info")
-            .env("SPIDERGATE_DATABASE__URL", &db_url)
+            .envs(launch.env.iter().cloned())
+            .env("SPIDERGATE_DATABASE__URL", db_url)
             .env("SPIDERGATE_SERVER__PORT", "0")
             .env("SPIDERGATE_ADMIN_TOKEN", &admin)
-            .env("SPIDERGATE_VAULT_KEY", fernet::Fernet::generate_key())
-            .env("SPIDERGATE_PROVIDERS__OPENAI__BASE_URL", fake)
+            .env("SPIDERGATE_VAULT_KEY", &launch.vault_key)
+            .env("SPIDERGATE_PROVIDERS__OPENAI__BASE_URL", &launch.fake)
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| {
@@ -72,9 +170,7 @@ impl Gateway {
             child,
             base: format!("http://127.0.0.1:{port}"),
             admin,
-            db_url,
             client: reqwest::Client::new(),
-            _dir: dir,
         })
     }
 
@@ -191,29 +287,6 @@ impl Gateway {
             .nth(1)
             .context("VmHWM value")?
             .parse()?)
-    }
-
-    /// SIGTERM (which drains the ledger writer), then the number of successful ledger rows.
-    pub async fn stop_and_count_ledger(&mut self, _expected: u64) -> anyhow::Result<u64> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        anyhow::ensure!(
-            status.success(),
-            "the gateway did not exit cleanly: {status}"
-        );
-        use sea_orm::ConnectionTrait;
-        let db = sea_orm::Database::connect(&self.db_url).await?;
-        let sql = "SELECT COUNT(*) AS n FROM traces WHERE status = 'success'";
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                sql,
-            ))
-            .await?
-            .context("count")?;
-        Ok(row.try_get::<i64>("", "n")? as u64)
     }
 }
 

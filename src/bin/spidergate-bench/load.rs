@@ -41,7 +41,8 @@ impl Kind {
 }
 
 pub struct Target {
-    url: String,
+    /// Connection `i` sends to `urls[i % len]`: the load spreads round-robin over replicas.
+    urls: Vec<String>,
     bearer: Option<String>,
     body: Bytes,
 }
@@ -51,17 +52,20 @@ impl Target {
     pub fn direct(fake: &str, kind: Kind) -> Target {
         let (path, body) = kind.path_and_body();
         Target {
-            url: format!("{fake}{path}"),
+            urls: vec![format!("{fake}{path}")],
             bearer: Some("sk-bench-upstream".into()),
             body: Bytes::from_static(body.as_bytes()),
         }
     }
 
-    /// Through the gateway with the bench PAT.
-    pub fn gateway(base: &str, token: &str, kind: Kind) -> Target {
+    /// Through the gateway's replicas with the bench PAT.
+    pub fn gateway(bases: &[String], token: &str, kind: Kind) -> Target {
         let (path, body) = kind.path_and_body();
         Target {
-            url: format!("{base}/api/gate/v1{path}"),
+            urls: bases
+                .iter()
+                .map(|base| format!("{base}/api/gate/v1{path}"))
+                .collect(),
             bearer: Some(token.to_owned()),
             body: Bytes::from_static(body.as_bytes()),
         }
@@ -88,7 +92,9 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Out
         .build()
         .unwrap_or_default();
     // Open the connections before the clock starts.
-    let warm: Vec<_> = (0..concurrency).map(|_| one(&client, target)).collect();
+    let url = |i: usize| target.urls[i % target.urls.len()].clone();
+    let urls: Vec<String> = (0..concurrency).map(url).collect();
+    let warm: Vec<_> = urls.iter().map(|u| one(&client, target, u)).collect();
     let warmup_ok = futures_util::future::join_all(warm)
         .await
         .iter()
@@ -97,18 +103,22 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Out
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|i| {
             let (client, url, bearer, body) = (
                 client.clone(),
-                target.url.clone(),
+                url(i),
                 target.bearer.clone(),
                 target.body.clone(),
             );
             tokio::spawn(async move {
-                let target = Target { url, bearer, body };
+                let target = Target {
+                    urls: Vec::new(),
+                    bearer,
+                    body,
+                };
                 let mut outcome = Outcome::default();
                 while Instant::now() < deadline {
-                    match one(&client, &target).await {
+                    match one(&client, &target, &url).await {
                         Some((latency, ttfb)) => {
                             outcome.ok += 1;
                             outcome.latencies_us.push(latency);
@@ -138,10 +148,10 @@ pub async fn run(target: &Target, concurrency: usize, duration: Duration) -> Out
 }
 
 /// One request, read to the end: `(latency, time to first byte)` in µs, or `None` on failure.
-async fn one(client: &reqwest::Client, target: &Target) -> Option<(u32, u32)> {
+async fn one(client: &reqwest::Client, target: &Target, url: &str) -> Option<(u32, u32)> {
     let started = Instant::now();
     let mut request = client
-        .post(&target.url)
+        .post(url)
         .header("content-type", "application/json")
         .body(target.body.clone());
     if let Some(bearer) = &target.bearer {

@@ -49,6 +49,13 @@ struct Args {
     /// The gateway binary (default: `spidergate` next to this one).
     #[arg(long)]
     gateway_bin: Option<PathBuf>,
+    /// Comma-separated replica counts, each measured in turn on the same database (more than
+    /// one needs `--database postgres://…`); the load spreads round-robin over the replicas.
+    #[arg(long, default_value = "1", value_delimiter = ',')]
+    replicas: Vec<usize>,
+    /// Redis for the replicas' shared limits and key health (`SPIDERGATE_REDIS__URL`).
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -79,41 +86,52 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, fake: String) -> anyhow::Result<()> {
-    let mut gateway =
-        gateway::Gateway::start(args.gateway_bin.clone(), args.database.clone(), &fake).await?;
-    let token = gateway.provision(args.tokens, args.keys).await?;
+    let db = gateway::Database::new(args.database.clone())?;
+    anyhow::ensure!(
+        args.replicas.iter().all(|&n| n >= 1),
+        "--replicas: every count must be at least 1"
+    );
+    anyhow::ensure!(
+        db.is_postgres() || args.replicas == [1],
+        "--replicas other than 1 needs --database postgres://… (replicas share one PostgreSQL database)"
+    );
+    anyhow::ensure!(
+        args.redis.is_none() || db.is_postgres(),
+        "--redis needs --database postgres://… (Redis coordinates replicas on PostgreSQL)"
+    );
+    let mut env = Vec::new();
+    if let Some(redis) = &args.redis {
+        env.push(("SPIDERGATE_REDIS__URL".to_owned(), redis.clone()));
+        let prefix = format!("sgbench-{}", std::process::id());
+        env.push(("SPIDERGATE_REDIS__PREFIX".to_owned(), prefix));
+    }
+    let launch = gateway::Launch {
+        bin: args.gateway_bin.clone(),
+        fake: fake.clone(),
+        env,
+        vault_key: fernet::Fernet::generate_key(),
+    };
+    let mut token = None;
     let mut results = Vec::new();
-    for &concurrency in &args.concurrency {
-        for kind in load::Kind::ALL {
-            let direct = load::run(
-                &load::Target::direct(&fake, kind),
-                concurrency,
-                args.duration,
-            )
-            .await;
-            let cpu_before = gateway.cpu_time()?;
-            let through = load::run(
-                &load::Target::gateway(&gateway.base, &token, kind),
-                concurrency,
-                args.duration,
-            )
-            .await;
-            let cpu = gateway.cpu_time()?.saturating_sub(cpu_before);
-            let lag = gateway.ledger_lag().await?;
-            results.push(report::Case::new(
-                kind,
-                concurrency,
-                direct,
-                through,
-                cpu,
-                gateway.peak_rss_kib()?,
-                lag,
-            ));
-            eprintln!("  done: {} at concurrency {concurrency}", kind.name());
+    for &replicas in &args.replicas {
+        let fleet = gateway::Fleet::start(&launch, &db, replicas).await?;
+        let token = match &token {
+            Some(token) => token,
+            None => token.insert(fleet.gateways[0].provision(args.tokens, args.keys).await?),
+        };
+        for &concurrency in &args.concurrency {
+            for kind in load::Kind::ALL {
+                results.push(measure(&fleet, &fake, token, kind, concurrency, &args).await?);
+                eprintln!(
+                    "  done: {} at concurrency {concurrency} over {replicas} replica(s)",
+                    kind.name()
+                );
+            }
         }
+        fleet.stop()?;
     }
     let successes: u64 = results.iter().map(|c| c.gateway.all_ok).sum();
-    let rows = gateway.stop_and_count_ledger(successes).await?;
+    let rows = db.count_ledger().await?;
     report::print(&results, successes, rows);
     if let Some(path) = args.json {
         std::fs::write(
@@ -126,4 +144,40 @@ async fn run(args: Args, fake: String) -> anyhow::Result<()> {
         "ledger rows ({rows}) differ from successful requests ({successes})"
     );
     Ok(())
+}
+
+/// One case: straight at the fake, then through the fleet.
+async fn measure(
+    fleet: &gateway::Fleet,
+    fake: &str,
+    token: &str,
+    kind: load::Kind,
+    concurrency: usize,
+    args: &Args,
+) -> anyhow::Result<report::Case> {
+    let direct = load::run(
+        &load::Target::direct(fake, kind),
+        concurrency,
+        args.duration,
+    )
+    .await;
+    let cpu_before = fleet.cpu_time()?;
+    let through = load::run(
+        &load::Target::gateway(&fleet.bases(), token, kind),
+        concurrency,
+        args.duration,
+    )
+    .await;
+    let cpu = fleet.cpu_time()?.saturating_sub(cpu_before);
+    let lag = fleet.ledger_lag().await?;
+    Ok(report::Case::new(
+        kind,
+        concurrency,
+        fleet.gateways.len(),
+        direct,
+        through,
+        cpu,
+        fleet.peak_rss_kib()?,
+        lag,
+    ))
 }

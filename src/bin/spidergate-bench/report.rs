@@ -48,6 +48,7 @@ fn percentile_ms(sorted_us: &[u32], p: usize) -> f64 {
 pub struct Case {
     pub kind: Kind,
     pub concurrency: usize,
+    pub replicas: usize,
     pub direct: Stats,
     pub gateway: Stats,
     /// Gateway CPU time per successful request, ms.
@@ -57,9 +58,11 @@ pub struct Case {
 }
 
 impl Case {
+    #[expect(clippy::too_many_arguments, reason = "one case's measurements, named")]
     pub fn new(
         kind: Kind,
         concurrency: usize,
+        replicas: usize,
         direct: Outcome,
         gateway: Outcome,
         cpu: Duration,
@@ -71,6 +74,7 @@ impl Case {
         Case {
             kind,
             concurrency,
+            replicas,
             direct: Stats::of(direct),
             gateway,
             cpu_ms_per_request,
@@ -82,9 +86,10 @@ impl Case {
 
 pub fn print(cases: &[Case], successes: u64, rows: u64) {
     println!(
-        "{:<11} {:>5} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>8} {:>7} | {:>6} | {:>7} {:>8}",
+        "{:<11} {:>5} {:>4} | {:>9} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>9} {:>9} {:>9} | {:>8} {:>7} | {:>6} | {:>7} {:>8}",
         "case",
         "conc",
+        "reps",
         "raw rps",
         "p50 ms",
         "p99 ms",
@@ -102,9 +107,10 @@ pub fn print(cases: &[Case], successes: u64, rows: u64) {
     );
     for c in cases {
         println!(
-            "{:<11} {:>5} | {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>9.3} {:>9.3} {:>9.3} | {:>8.4} {:>7.1} | {:>6} | {:>7} {:>8.1}",
+            "{:<11} {:>5} {:>4} | {:>9.0} {:>8.3} {:>8.3} | {:>9.0} {:>8.3} {:>8.3} | {:>9.3} {:>9.3} {:>9.3} | {:>8.4} {:>7.1} | {:>6} | {:>7} {:>8.1}",
             c.kind.name(),
             c.concurrency,
+            c.replicas,
             c.direct.rps,
             c.direct.p50_ms,
             c.direct.p99_ms,
@@ -138,6 +144,7 @@ pub fn json(cases: &[Case], successes: u64, rows: u64) -> Value {
             json!({
                 "case": c.kind.name(),
                 "concurrency": c.concurrency,
+                "replicas": c.replicas,
                 "direct": c.direct.json(),
                 "gateway": c.gateway.json(),
                 "added_p50_ms": c.gateway.p50_ms - c.direct.p50_ms,
