@@ -200,6 +200,9 @@ const OVER_DAY: i64 = 2;
 const MUST_REPLAY: i64 = 3;
 const ADMITTED_UNSEEDED: i64 = 4;
 
+/// How long a generation's own keys outlive the last check of a live replica.
+const GENERATION_KEPT: Duration = Duration::from_secs(7 * 86_400);
+
 /// How often a replica checks that Redis still holds the generation it replayed into.
 const GENERATION_CHECK: Duration = Duration::from_secs(1);
 
@@ -270,7 +273,7 @@ impl SharedWindows {
             .await?;
         let replayed = self.generation.replayed.load_full();
         if current.as_deref() == Some(replayed.as_str()) {
-            return Ok(());
+            return self.keep_generation(&replayed).await;
         }
         // The generation to replay into: the current one, or a new one if Redis lost it.
         let _: Option<String> = redis::cmd("SET")
@@ -306,6 +309,7 @@ impl SharedWindows {
             .arg(self.replicas.id())
             .query_async(&mut conn)
             .await?;
+        self.keep_generation(&joined).await?;
         if current.is_some() || replayed_requests > 0 {
             tracing::warn!(
                 replayed_requests,
@@ -314,6 +318,24 @@ impl SharedWindows {
         }
         self.generation.replayed.store(Arc::new(joined));
         Ok(())
+    }
+
+    /// Keeps the generation's keys for `GENERATION_KEPT` after the last replica stopped checking
+    /// it (a deployment that is gone leaves nothing behind for long).
+    async fn keep_generation(&self, generation: &str) -> redis::RedisResult<()> {
+        let (gen_key, seeded) = self.generation_keys(generation);
+        let kept = GENERATION_KEPT.as_millis() as u64;
+        redis::pipe()
+            .cmd("PEXPIRE")
+            .arg(gen_key)
+            .arg(kept)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(seeded)
+            .arg(kept)
+            .ignore()
+            .query_async(&mut self.link.conn())
+            .await
     }
 
     async fn replay_one(
