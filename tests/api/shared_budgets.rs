@@ -20,26 +20,32 @@ fn body() -> Value {
     json!({ "model": MODEL, "max_tokens": 10, "messages": [{ "role": "user", "content": "count to ten, please" }] })
 }
 
-/// Three replicas, a brand with a key the fake bills honestly, and a token with a hard cap.
-async fn three_replicas_and_a_capped_token() -> ([TestApp; 3], String, String, i64) {
-    let a = spawn_app_on(TestDb::Postgres(PostgresDb::create().await), |_| {}).await;
-    let (b, c) = (a.replica().await, a.replica().await);
-    a.fake.set(
+/// A brand with a key the fake bills honestly, and a token with a hard cap of `cap` USD:
+/// (token, credential, token id).
+async fn capped_token(app: &TestApp, cap: f64) -> (String, String, i64) {
+    app.fake.set(
         KEY,
         Behaviour::Reports {
             prompt_tokens: None,
             completion_tokens: None,
         },
     );
-    let (_, credential) = a.create_brand("Acme").await;
-    a.add_key(&credential, "openai", KEY, json!({})).await;
-    let (token, key) = a
+    let (_, credential) = app.create_brand("Acme").await;
+    app.add_key(&credential, "openai", KEY, json!({})).await;
+    let (token, key) = app
         .mint_token(
             &credential,
-            json!({ "name": "capped", "monthly_budget_usd": CAP, "budget_mode": "hard" }),
+            json!({ "name": "capped", "monthly_budget_usd": cap, "budget_mode": "hard" }),
         )
         .await;
-    let id = key["id"].as_i64().expect("token id");
+    (token, credential, key["id"].as_i64().expect("token id"))
+}
+
+/// Three replicas and `capped_token` with the cap `CAP`.
+async fn three_replicas_and_a_capped_token() -> ([TestApp; 3], String, String, i64) {
+    let a = spawn_app_on(TestDb::Postgres(PostgresDb::create().await), |_| {}).await;
+    let (b, c) = (a.replica().await, a.replica().await);
+    let (token, credential, id) = capped_token(&a, CAP).await;
     ([a, b, c], token, credential, id)
 }
 
@@ -211,21 +217,7 @@ async fn with_the_database_away_a_replica_spends_only_its_lease_then_answers_503
         |_| {},
     )
     .await;
-    app.fake.set(
-        KEY,
-        Behaviour::Reports {
-            prompt_tokens: None,
-            completion_tokens: None,
-        },
-    );
-    let (_, credential) = app.create_brand("Acme").await;
-    app.add_key(&credential, "openai", KEY, json!({})).await;
-    let (token, _) = app
-        .mint_token(
-            &credential,
-            json!({ "name": "capped", "monthly_budget_usd": 0.01, "budget_mode": "hard" }),
-        )
-        .await;
+    let (token, _, _) = capped_token(&app, 0.01).await;
     let chat = |max_tokens: u32| {
         let body = json!({ "model": MODEL, "max_tokens": max_tokens, "messages": [{ "role": "user", "content": "hi" }] });
         app.post("/api/gate/v1/chat/completions", Some(&token), body)
