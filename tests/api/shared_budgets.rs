@@ -4,7 +4,8 @@
 //! backend (a SQLite file is one node).
 
 use crate::fake_provider::Behaviour;
-use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, eventually, spawn_app_on};
+use crate::helpers::{PostgresDb, Reply, TestApp, TestDb, VAULT_KEY, eventually, spawn_app_on};
+use crate::process;
 use crate::relay::Relay;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -269,4 +270,71 @@ async fn with_the_database_away_a_replica_spends_only_its_lease_then_answers_503
     };
     eventually("the ledger caught up", Duration::from_secs(10), served_rows).await;
     assert_eq!(chat(10).await.status, StatusCode::OK, "served again");
+}
+
+#[actix_web::test]
+async fn a_replica_killed_mid_load_forfeits_its_lease_once_it_is_no_longer_seen() {
+    let a = spawn_app_on(TestDb::Postgres(PostgresDb::create().await), |_| {}).await;
+    let (token, _, token_id) = capped_token(&a, CAP).await;
+    // B is the real binary, so it can be killed for real (SIGKILL: nothing of it runs after).
+    let mut command = process::command(&a.db.url(), "admin-of-b", &a.fake.url);
+    command
+        .env("SPIDERGATE_VAULT_KEY", VAULT_KEY)
+        .env("RUST_LOG", "warn,spidergate=info");
+    let (mut b, port, _lines) = process::start_command(command);
+    let b_chat = || {
+        a.client
+            .post(format!(
+                "http://127.0.0.1:{port}/api/gate/v1/chat/completions"
+            ))
+            .bearer_auth(&token)
+            .json(&body())
+            .send()
+    };
+    for _ in 0..3 {
+        let reply = b_chat().await.expect("B answers");
+        assert_eq!(reply.status(), StatusCode::OK);
+    }
+    let leases: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT replica_id, granted_nanos FROM budget_leases WHERE agent_key_id = $1",
+    )
+    .bind(token_id as i32)
+    .fetch_all(pool(&a))
+    .await
+    .expect("leases");
+    let [(b_id, b_lease)] = leases.as_slice() else {
+        panic!("B alone holds a lease: {leases:?}");
+    };
+
+    // Killed while A is under load: B's lease still counts against the cap meanwhile.
+    let only_a = [&a];
+    let (during, ()) = futures_util::join!(spread(&only_a, &token, 50), async {
+        let _ = b.0.kill();
+        let _ = b.0.wait();
+    });
+    served(&during);
+    eventually(
+        "B's lease is forfeited once B is not seen for a while",
+        Duration::from_secs(40),
+        async || {
+            served(&spread(&[&a], &token, 10).await);
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM budget_leases WHERE agent_key_id = $1 AND replica_id = $2",
+            )
+            .bind(token_id as i32)
+            .bind(b_id)
+            .fetch_one(pool(&a))
+            .await
+            .expect("B's lease");
+            left == 0
+        },
+    )
+    .await;
+    let spent = ledger_spend(&[&a], token_id).await;
+    let (leases_spent, leased, _) = lease_account(&a, token_id).await;
+    assert!(spent <= cap_nanos(), "spent {spent} of {}", cap_nanos());
+    assert!(
+        leases_spent >= *b_lease && leases_spent + leased <= cap_nanos(),
+        "B's lease ({b_lease}) counted as spent: {leases_spent} + leased {leased}"
+    );
 }
