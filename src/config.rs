@@ -34,6 +34,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub log: LogConfig,
     pub redis: RedisConfig,
+    pub metrics: MetricsConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
@@ -143,6 +144,19 @@ impl UsageConfig {
     pub fn queue_wait(&self) -> Duration {
         Duration::from_millis(self.queue_wait_ms)
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text).
+    pub enabled: bool,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub token: Secret,
+    /// Also a series per agent token (its numeric id, never a secret).
+    pub per_token: bool,
+    /// A per-token series nothing updated for this long is dropped.
+    pub idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

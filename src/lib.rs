@@ -15,6 +15,7 @@ pub mod health;
 pub mod invites;
 pub mod json;
 pub mod limits;
+pub mod metrics;
 pub mod money;
 pub mod path_id;
 pub mod providers;
@@ -251,6 +252,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         .tcp_nodelay(true)
         .build()
         .context("building the upstream HTTP client")?;
+    let recorded = metrics::Metrics::new(&config.metrics);
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -266,6 +268,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         mailer,
         form_key: Arc::new(form_key()?),
         replicas: followed.as_ref().map(|(_, replicas)| replicas.clone()),
+        metrics: recorded,
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks = vec![

@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .route("/health", web::get().to(status::health))
+        .route("/metrics", web::get().to(crate::metrics::http::scrape))
         .service(gateway())
         .service(
             web::scope("/api/v1/agent-keys")

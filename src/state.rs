@@ -44,4 +44,6 @@ pub struct AppState {
     pub form_key: Arc<[u8; 32]>,
     /// This replica among those sharing a PostgreSQL database (`None` on SQLite: one node).
     pub replicas: Option<Replicas>,
+    /// Counters and histograms for `GET /metrics`.
+    pub metrics: crate::metrics::Metrics,
 }

@@ -60,8 +60,20 @@ pub async fn request_context<B: MessageBody>(
     actix_web::HttpMessage::extensions_mut(&req).insert(RequestId(id.clone()));
     actix_web::HttpMessage::extensions_mut(&req).insert(RequestStart(started));
     let method = req.method().clone();
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
+        .map(|state| state.metrics.clone())
+        .filter(crate::metrics::Metrics::enabled);
+    let _in_flight = metrics.as_ref().and_then(crate::metrics::Metrics::in_flight);
     let mut res = next.call(req).await?;
     res.headers_mut().insert(REQUEST_ID, id.clone());
+    if let Some(metrics) = &metrics {
+        let route = res.request().match_pattern();
+        metrics.answered(
+            route.as_deref().unwrap_or("<unmatched>"),
+            res.status().as_u16(),
+        );
+    }
     tracing::debug!(
         request_id = ?id,
         %method,

@@ -23,8 +23,10 @@ type MiddlewareFuture = LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>,
 pub fn require(scope: Scope) -> impl Fn(ServiceRequest, Next<BoxBody>) -> MiddlewareFuture {
     move |req, next| {
         Box::pin(async move {
-            let principal = authenticate(&req)?;
-            principal.require(scope)?;
+            let principal = match authenticate(&req).and_then(|p| p.require(scope).map(|()| p)) {
+                Ok(principal) => principal,
+                Err(refused) => return refuse(req, refused),
+            };
             req.extensions_mut().insert(principal);
             next.call(req).await
         })
@@ -37,9 +39,10 @@ pub fn optional(scope: Scope) -> impl Fn(ServiceRequest, Next<BoxBody>) -> Middl
     move |req, next| {
         Box::pin(async move {
             if req.headers().contains_key(AUTHORIZATION) {
-                let principal = authenticate(&req)?;
-                principal.require(scope)?;
-                req.extensions_mut().insert(principal);
+                match authenticate(&req).and_then(|p| p.require(scope).map(|()| p)) {
+                    Ok(principal) => req.extensions_mut().insert(principal),
+                    Err(refused) => return refuse(req, refused),
+                };
             }
             next.call(req).await
         })
@@ -51,24 +54,40 @@ pub async fn operator_only(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let state = app_state(&req)?;
+    match operator(&req) {
+        Ok(()) => {
+            req.extensions_mut().insert(Operator);
+            next.call(req).await
+        }
+        Err(refused) => refuse(req, refused),
+    }
+}
+
+fn operator(req: &ServiceRequest) -> Result<(), ApiError> {
+    let state = app_state(req)?;
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let token = match parse_bearer(header)? {
         Credential::Pat(t) | Credential::Opaque(t) => t,
-        Credential::Triple { .. } => return Err(not_operator().into()),
+        Credential::Triple { .. } => return Err(not_operator()),
     };
     let Some(expected) = state.operator_token.as_ref() else {
         return Err(ApiError::new(
             ErrorCode::InvalidApiKey,
             "the operator API is disabled: set SPIDERGATE_ADMIN_TOKEN to enable it",
-        )
-        .into());
+        ));
     };
     if !expected.matches(&super::Digest::of(token)) {
-        return Err(not_operator().into());
+        return Err(not_operator());
     }
-    req.extensions_mut().insert(Operator);
-    next.call(req).await
+    Ok(())
+}
+
+/// A refusal answered here, as a response: the middlewares around this one (request id, metrics,
+/// logging) see it like any other answer, where an `Err` would pass them by.
+fn refuse(req: ServiceRequest, refused: ApiError) -> Result<ServiceResponse<BoxBody>, Error> {
+    use actix_web::ResponseError;
+    let response = refused.error_response();
+    Ok(req.into_response(response))
 }
 
 fn authenticate(req: &ServiceRequest) -> Result<Principal, ApiError> {

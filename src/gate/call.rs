@@ -31,6 +31,7 @@ pub struct GateCall {
     /// Where the trace goes when the call ends; taken before anything else happens.
     ledger: Option<LedgerSlot>,
     health: Health,
+    metrics: crate::metrics::Metrics,
     store_bodies: bool,
     finished: bool,
     /// Attempts made by the router, in order.
@@ -77,6 +78,7 @@ impl GateCall {
             budget_warning: None,
             ledger: Some(ledger),
             health: state.health.clone(),
+            metrics: state.metrics.clone(),
             store_bodies: state.config.traces.store_bodies,
             finished: false,
             attempts: Vec::new(),
@@ -240,6 +242,7 @@ impl Drop for GateCall {
         }
         self.trace.attempts = std::mem::take(&mut self.attempts);
         let trace = std::mem::replace(&mut self.trace, TraceRecord::empty());
+        self.metrics.generated(&trace);
         if let Some(ledger) = self.ledger.take() {
             ledger.record(trace);
         }

@@ -20,6 +20,7 @@ mod invites;
 mod ledger;
 mod logs;
 mod media;
+mod metrics;
 mod oauth;
 mod own_redis;
 mod process;
