@@ -64,7 +64,9 @@ pub async fn request_context<B: MessageBody>(
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|state| state.metrics.clone())
         .filter(crate::metrics::Metrics::enabled);
-    let _in_flight = metrics.as_ref().and_then(crate::metrics::Metrics::in_flight);
+    let _in_flight = metrics
+        .as_ref()
+        .and_then(crate::metrics::Metrics::in_flight);
     let mut res = next.call(req).await?;
     res.headers_mut().insert(REQUEST_ID, id.clone());
     if let Some(metrics) = &metrics {

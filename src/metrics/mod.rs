@@ -135,9 +135,9 @@ impl Families {
             ),
             fallbacks: Family::new(
                 "spidergate_fallbacks_total",
-                "Requests served by another key or model than the first one tried.",
+                "Requests served after a failed attempt: by another model, or another key of it.",
                 "counter",
-                &["route"],
+                &["route", "to"],
                 Count::default,
             ),
             token_requests: Family::new(
@@ -279,8 +279,13 @@ impl Metrics {
         {
             f.rate_limited.with(&[route, code]).0.add(1);
         }
-        if trace.fallback_used {
-            f.fallbacks.with(&[route]).0.add(1);
+        let to = if trace.fallback_used {
+            Some("model")
+        } else {
+            (trace.attempts.len() > 1).then_some("key")
+        };
+        if let Some(to) = to.filter(|_| trace.status == TraceStatus::Success) {
+            f.fallbacks.with(&[route, to]).0.add(1);
         }
         if self.0.per_token
             && let Some(token) = trace.agent_key_id

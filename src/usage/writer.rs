@@ -62,7 +62,9 @@ impl UsageWriter {
             backlog: backlog.clone(),
             warned_at: None,
         };
-        actix_web::rt::spawn(writer.run(rx));
+        // On the runtime, not the arbiter's local set: a runtime dropped without a stop (a failing
+        // test) then drops the writer inside its context, where a pooled connection can go back.
+        tokio::spawn(writer.run(rx));
         UsageWriter {
             tx,
             backlog,

@@ -180,3 +180,54 @@ async fn metrics_can_want_a_token_show_per_token_series_or_be_off() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(text.contains("not_found"), "{text}");
 }
+
+#[actix_web::test]
+async fn fallbacks_failed_upstream_calls_and_first_tokens_have_their_series() {
+    let app = spawn_app().await;
+    let (_, credential) = app.create_brand("Acme").await;
+    app.add_key(
+        &credential,
+        "openai",
+        "sk-openai-broken-7",
+        json!({ "is_primary": true }),
+    )
+    .await;
+    app.add_key(&credential, "openai", KEY, json!({})).await;
+    let (token, _) = app
+        .mint_token(&credential, json!({ "name": "agent" }))
+        .await;
+    app.fake.set(
+        "sk-openai-broken-7",
+        crate::fake_provider::Behaviour::ServerError,
+    );
+    assert_eq!(app.chat(&token, MODEL).await.status, StatusCode::OK);
+    let body = json!({ "model": MODEL, "stream": true, "messages": [{ "role": "user", "content": "hi" }] });
+    let (status, _, _) = app.chat_stream(&token, body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, series, text) = scrape(&app, None).await;
+    assert_eq!(
+        value(
+            &series,
+            "spidergate_fallbacks_total{route=\"chat\",to=\"key\"}"
+        ),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &series,
+            "spidergate_key_health{provider=\"openai\",state=\"degraded\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &series,
+            &format!(
+                "gen_ai_server_time_to_first_token_seconds_count{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"{MODEL}\"}}"
+            )
+        ),
+        1.0
+    );
+}
