@@ -25,6 +25,8 @@ use tokio::sync::watch;
 
 /// How often every key's shared state is read again, for messages pub/sub lost.
 const RESYNC_EVERY: Duration = Duration::from_secs(5);
+/// Keys read per round trip when resyncing.
+const RESYNC_BATCH: usize = 500;
 
 /// The tail every script ends with: the key's state as {failures, rest left ms, cool-down left
 /// ms}, by Redis's clock (`now` and `KEYS[1]`, the health hash, are set by the script's head).
@@ -213,14 +215,45 @@ impl SharedHealth {
         }
     }
 
+    /// Reads every vault key's shared state, `RESYNC_BATCH` keys per round trip (a pipeline of
+    /// `HMGET`s after one `TIME`, so the times left are by Redis's clock).
     async fn resync(&self, health: &Health, vault: &Vault) -> redis::RedisResult<()> {
         let snapshot = vault.snapshot();
-        for key in snapshot.all_keys() {
-            let id = key.record.id;
-            health.adopt(&key.record.provider, id, self.read(id).await?);
+        let keys: Vec<(&str, i32)> = snapshot
+            .all_keys()
+            .map(|k| (k.record.provider.as_str(), k.record.id))
+            .collect();
+        for batch in keys.chunks(RESYNC_BATCH) {
+            let mut pipe = redis::pipe();
+            pipe.cmd("TIME");
+            for (_, id) in batch {
+                pipe.cmd("HMGET")
+                    .arg(self.keys(*id).0)
+                    .arg("f")
+                    .arg("r")
+                    .arg("c");
+            }
+            let answers: Vec<redis::Value> = pipe.query_async(&mut self.link.conn()).await?;
+            let mut answers = answers.into_iter();
+            let clock: Vec<i64> = parse(answers.next())?;
+            let now = clock.first().copied().unwrap_or(0) * 1000
+                + clock.get(1).copied().unwrap_or(0) / 1000;
+            for ((provider, id), answer) in batch.iter().zip(answers) {
+                let fields: Vec<Option<i64>> = parse(Some(answer))?;
+                let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
+                let state = [field(0), (field(1) - now).max(0), (field(2) - now).max(0)];
+                health.adopt(provider, *id, state_of(&state)?);
+            }
         }
         Ok(())
     }
+}
+
+fn parse<T: redis::FromRedisValue>(value: Option<redis::Value>) -> redis::RedisResult<T> {
+    let value = value.ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Parse, "a short pipeline answer"))
+    })?;
+    Ok(redis::from_redis_value(value)?)
 }
 
 fn state_of(answer: &[i64]) -> redis::RedisResult<SharedState> {

@@ -156,4 +156,30 @@ async fn a_key_failed_through_one_replica_is_skipped_by_the_others() {
         )
         .await;
     }
+
+    // A change whose message was lost (written without one) arrives with the periodic resync.
+    let client = redis::Client::open(redis_url()).expect("Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let (secs, _): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .expect("TIME");
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{}:{{k{broken}}}:health", prefix.0))
+        .arg("f")
+        .arg(3)
+        .arg("c")
+        .arg((secs + 60) * 1000)
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    eventually(
+        "the resync reads what no message announced",
+        Duration::from_secs(15),
+        async || c.state.health.status("openai", broken) == HealthStatus::Unhealthy,
+    )
+    .await;
 }

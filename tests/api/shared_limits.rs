@@ -19,7 +19,7 @@ pub fn redis_url() -> String {
 }
 
 /// This test's keys on the shared Redis, deleted when it ends.
-pub struct RedisPrefix(String);
+pub struct RedisPrefix(pub String);
 
 impl RedisPrefix {
     pub fn new() -> Self {
