@@ -187,12 +187,32 @@ pub struct RateHeaders {
 }
 
 impl RateHeaders {
+    /// Ours (`x-ratelimit-reset`, whole seconds) and the OpenAI SDKs' (`x-ratelimit-reset-requests`,
+    /// a duration such as `1s` or `6m0s`).
     pub fn apply(&self, response: &mut actix_web::HttpResponseBuilder) {
         let reset = self.reset.as_secs() + u64::from(self.reset.subsec_nanos() > 0);
         response
             .insert_header(("x-ratelimit-limit-requests", self.limit))
             .insert_header(("x-ratelimit-remaining-requests", self.remaining))
-            .insert_header(("x-ratelimit-reset", reset));
+            .insert_header(("x-ratelimit-reset", reset))
+            .insert_header(("x-ratelimit-reset-requests", sdk_duration(self.reset)));
+    }
+}
+
+/// A duration as OpenAI writes it: `250ms` under a second, else `7s`, `6m0s`, `1h2m3s` (whole
+/// seconds, rounded up, so a client never retries early).
+pub fn sdk_duration(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        let ms =
+            duration.as_millis() + u128::from(!duration.subsec_nanos().is_multiple_of(1_000_000));
+        return format!("{ms}ms");
+    }
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -230,9 +250,18 @@ impl ResponseError for ApiError {
         if let Some(headers) = &self.rate_limit {
             headers.apply(&mut response);
         }
-        if let Some(after) = self.retry_after {
+        // Every 429 and 503 says when to come back (1 s unless the cause knows better).
+        let status = self.code.status();
+        let retry_after = self
+            .retry_after
+            .or_else(|| matches!(status.as_u16(), 429 | 503).then_some(Duration::from_secs(1)));
+        if let Some(after) = retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response.insert_header((header::RETRY_AFTER, secs.max(1)));
+        }
+        // The SDKs retry what is not 4xx; a spent budget stays spent.
+        if status == StatusCode::PAYMENT_REQUIRED {
+            response.insert_header(("x-should-retry", "false"));
         }
         response.json(Envelope {
             error: Body {
@@ -321,5 +350,26 @@ mod tests {
         for (code, kind) in cases {
             assert_eq!(code.kind(), kind, "{code:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod sdk_tests {
+    use super::sdk_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_the_openai_sdks_write_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(sdk_duration(ms(250)), "250ms");
+        assert_eq!(sdk_duration(Duration::from_micros(1)), "1ms");
+        assert_eq!(sdk_duration(ms(1000)), "1s");
+        assert_eq!(
+            sdk_duration(ms(1001)),
+            "2s",
+            "rounded up: never retry early"
+        );
+        assert_eq!(sdk_duration(ms(360_000)), "6m0s");
+        assert_eq!(sdk_duration(ms(3_723_000)), "1h2m3s");
     }
 }

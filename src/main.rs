@@ -39,6 +39,9 @@ enum Command {
     /// Vault keys: generate one, or move every stored credential under the first configured key.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// What this config would run with: database, migrations, Redis, vault keys, providers.
+    /// Runs no migration; exits 1 when something would stop the gateway from serving.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -76,11 +79,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(&config.log);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    telemetry::init(&config.log, !matches!(command, Command::Serve));
+    let result = match command {
         Command::Serve => serve(config).await,
         Command::Brand(command) => brand(config, command).await,
         Command::Vault(command) => vault(config, command).await,
+        Command::Status => status(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +100,66 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     spidergate::run(config).await?.serve().await
+}
+
+/// One line per component: `name  ok|FAIL|off  detail`.
+async fn status(config: Config) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    let mut report = |name: &'static str, verdict: Result<String, String>| {
+        let (word, detail) = match verdict {
+            Ok(detail) => ("ok", detail),
+            Err(detail) => {
+                failed.push(name);
+                ("FAIL", detail)
+            }
+        };
+        println!("{name:<11} {word:<4} {detail}");
+    };
+    let url = storage::redact_url(&config.database.url);
+    match storage::open(&config.database).await {
+        Ok(db) => {
+            report("database", Ok(url));
+            let migrations = match storage::pending_migrations(&db).await {
+                Ok(pending) if pending.is_empty() => Ok("current".to_owned()),
+                Ok(pending) => Ok(format!(
+                    "{} pending (applied at the next start): {}",
+                    pending.len(),
+                    pending.join(", ")
+                )),
+                Err(err) => Err(format!("{err:#}")),
+            };
+            report("migrations", migrations);
+        }
+        Err(err) => report("database", Err(format!("{err:#}"))),
+    }
+    let redis = if config.redis.url.is_empty() {
+        Ok("off (one node, or replicas with per-replica limits)".to_owned())
+    } else {
+        let link = spidergate::redis_link::RedisLink::connect(&config.redis)?;
+        match link.reachable().await {
+            true => Ok(format!("reachable, prefix {:?}", config.redis.prefix)),
+            false => Err("unreachable (limits would fall back to redis.on_error)".to_owned()),
+        }
+    };
+    report("redis", redis);
+    let vault_keys = match VaultCipher::from_keys(&config.vault.keys) {
+        Ok(Some(_)) => Ok(format!("{} key(s) loaded", config.vault.keys.len())),
+        Ok(None) => Ok("none (provider keys cannot be added)".to_owned()),
+        Err(err) => Err(format!("{err:#}")),
+    };
+    report("vault", vault_keys);
+    let providers = spidergate::catalog::Catalog::load(&config.providers)
+        .map(|catalog| {
+            let overridden = config.providers.len();
+            format!(
+                "{} in the catalog, {overridden} with overrides",
+                catalog.providers().len()
+            )
+        })
+        .map_err(|err| format!("{err:#}"));
+    report("providers", providers);
+    anyhow::ensure!(failed.is_empty(), "not ready: {}", failed.join(", "));
+    Ok(())
 }
 
 async fn vault(config: Config, command: VaultCommand) -> anyhow::Result<()> {

@@ -8,6 +8,23 @@ use std::time::Duration;
 
 /// Connects, tunes SQLite for concurrent readers, and runs pending migrations.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    let db = open(config).await?;
+    Migrator::up(&db, None)
+        .await
+        .context("running database migrations")?;
+    Ok(db)
+}
+
+/// The migrations this database has not run yet (without running them).
+pub async fn pending_migrations(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .context("reading the applied migrations")?;
+    Ok(pending.iter().map(|m| m.name().to_owned()).collect())
+}
+
+/// Connects (and tunes SQLite for concurrent readers); the schema as it is.
+pub async fn open(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)
@@ -23,9 +40,6 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
             .await
             .context("enabling SQLite WAL")?;
     }
-    Migrator::up(&db, None)
-        .await
-        .context("running database migrations")?;
     Ok(db)
 }
 

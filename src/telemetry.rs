@@ -14,9 +14,17 @@ use std::time::Instant;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber (stderr). `RUST_LOG` overrides `log.level` when set.
-pub fn init(config: &LogConfig) {
+/// Logging to stderr. `quiet` (the CLI's commands other than `serve`) logs warnings only, unless
+/// `RUST_LOG` or `SPIDERGATE_LOG__LEVEL` asks for more.
+pub fn init(config: &LogConfig, quiet: bool) {
+    let asked = std::env::var_os("SPIDERGATE_LOG__LEVEL").is_some();
+    let level = if quiet && !asked {
+        "warn"
+    } else {
+        config.level.as_str()
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
+        .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -216,6 +216,8 @@ impl GateCall {
         if let Some(rate) = &self.rate {
             rate.apply(response);
         }
+        // What the OpenAI SDKs log as the server's processing time: ours, until the headers.
+        response.insert_header(("openai-processing-ms", self.elapsed_ms()));
         if let Some(warning) = &self.budget_warning {
             response.insert_header(("x-spidergate-budget-warning", warning.as_str()));
         }

@@ -50,6 +50,8 @@ pub struct Logged {
     pub path: String,
     pub api_key: String,
     pub body: Value,
+    /// The names of the request's headers, lowercase.
+    pub header_names: Vec<String>,
 }
 
 #[derive(Default)]
@@ -167,6 +169,11 @@ async fn serve(
             path: path.clone(),
             api_key: api_key.clone(),
             body: json_body.clone(),
+            header_names: req
+                .headers()
+                .keys()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
         },
     );
     match behaviour {
