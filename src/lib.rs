@@ -87,8 +87,14 @@ impl App {
     /// then writes what is still only in memory.
     pub async fn serve(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        let within = self.state.config.shutdown_timeout();
         // Before the replica leaves the registry: a lease still held then is forfeited.
-        self.state.budgets.return_leases().await;
+        if tokio::time::timeout(within, self.state.budgets.return_leases())
+            .await
+            .is_err()
+        {
+            tracing::warn!("giving budget leases back did not finish: they are forfeited in 15 s");
+        }
         // Unsent mail stays in the outbox for the next start; the loops finish what they hold
         // (a rotated refresh token, a disabled key's re-auth email) before they return.
         self.state.mailer.stop();
@@ -101,12 +107,32 @@ impl App {
                 tracing::warn!("a background loop did not finish within the shutdown timeout");
             }
         }
-        self.state.usage.flush().await;
-        tokens::flush_last_used(&self.state.db, &self.state.auth, &self.last_used).await;
+        // Bounded so a database that is gone cannot hold the process forever; what is lost is said.
+        if tokio::time::timeout(LEDGER_DRAIN, self.state.usage.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                rows = self.state.usage.backlog(),
+                "the ledger could not be written within {LEDGER_DRAIN:?}: these traces are lost"
+            );
+        }
+        let last_used = tokens::flush_last_used(&self.state.db, &self.state.auth, &self.last_used);
+        if tokio::time::timeout(within.max(LAST_USED_DRAIN), last_used)
+            .await
+            .is_err()
+        {
+            tracing::warn!("last-use stamps were not written before stopping");
+        }
         tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long stopping waits for the ledger to commit what is queued.
+const LEDGER_DRAIN: Duration = Duration::from_secs(60);
+/// How long stopping waits for the last-use stamps.
+const LAST_USED_DRAIN: Duration = Duration::from_secs(10);
 
 /// Selects rustls' `ring` backend for every TLS client in the process (reqwest, sqlx). Idempotent;
 /// `run` calls it, and so must anything that builds a `reqwest::Client` before `run`.

@@ -183,7 +183,11 @@ async fn start(config: Config, db: TestDb, fake: FakeProvider) -> TestApp {
     TestApp {
         address,
         fake,
-        client: reqwest::Client::new(),
+        // A request that never gets an answer fails the test instead of hanging the suite.
+        client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .expect("HTTP client"),
         admin_token: config.admin.token.expose().to_owned(),
         state,
         config,
@@ -191,6 +195,16 @@ async fn start(config: Config, db: TestDb, fake: FakeProvider) -> TestApp {
         serving,
         db,
     }
+}
+
+/// Waits for `serve` to return after a stop: a hang is a failure with a message, not a stuck suite
+/// (its own steps are bounded well within this; their warnings say which one waited).
+async fn served(serving: actix_web::rt::task::JoinHandle<anyhow::Result<()>>) {
+    tokio::time::timeout(std::time::Duration::from_secs(120), serving)
+        .await
+        .expect("serve() returns within 120 s of a stop")
+        .expect("serve task")
+        .expect("clean shutdown");
 }
 
 /// A response reduced to what tests assert on.
@@ -247,10 +261,7 @@ impl TestApp {
     /// (mailer, refresher) is over, so nothing more can happen. Returns the database.
     pub async fn stop(self) -> TestDb {
         self.handle.stop(true).await;
-        self.serving
-            .await
-            .expect("serve task")
-            .expect("clean shutdown");
+        served(self.serving).await;
         self.db
     }
 
@@ -277,10 +288,7 @@ impl TestApp {
     ) -> TestApp {
         self.handle.stop(true).await;
         // `serve` writes in-memory state after the HTTP server stops; wait for it.
-        self.serving
-            .await
-            .expect("serve task")
-            .expect("clean shutdown");
+        served(self.serving).await;
         let mut config = self.config;
         change(&mut config);
         between(config.clone()).await;
