@@ -25,19 +25,12 @@ fn prices() -> (f64, f64) {
 
 /// A token with a hard `cap` (USD), 200 concurrent chats, then the stored spend in nano-dollars.
 async fn two_hundred_at_once(app: &TestApp, cap: f64) -> (Vec<Reply>, String, f64, String) {
-    let (credential, _) = app.brand_with_token().await;
-    app.add_key(&credential, "openai", KEY, json!({})).await;
-    let (token, key) = app
-        .mint_token(
-            &credential,
-            json!({ "name": "capped", "monthly_budget_usd": cap, "budget_mode": "hard" }),
-        )
-        .await;
+    let (credential, token, id) = app.brand_with_capped_token(KEY, cap).await;
     let requests =
         (0..200).map(|_| app.post("/api/gate/v1/chat/completions", Some(&token), body()));
     let replies = futures_util::future::join_all(requests).await;
     app.state.usage.flush().await;
-    let path = format!("/api/v1/agent-keys/{}", key["id"]);
+    let path = format!("/api/v1/agent-keys/{id}");
     let stored = app.get(&path, Some(&credential)).await.body;
     let spent = stored["spend"]["month_usd"].as_f64().expect("spend") * 1e9;
     (replies, token, spent, credential)

@@ -360,6 +360,21 @@ impl TestApp {
         let token = reply.body["token"].as_str().expect("token").to_owned();
         (token, reply.body["agent_key"].clone())
     }
+
+    /// A brand whose vault holds the OpenAI `key`, and a token with a hard budget of `cap` USD:
+    /// (credential, token, token id).
+    pub async fn brand_with_capped_token(&self, key: &str, cap: f64) -> (String, String, i64) {
+        let (_, credential) = self.create_brand("Acme").await;
+        self.add_key(&credential, "openai", key, json!({})).await;
+        let (token, minted) = self
+            .mint_token(
+                &credential,
+                json!({ "name": "capped", "monthly_budget_usd": cap, "budget_mode": "hard" }),
+            )
+            .await;
+        let id = minted["id"].as_i64().expect("token id");
+        (credential, token, id)
+    }
 }
 
 impl TestApp {

@@ -31,15 +31,8 @@ async fn capped_token(app: &TestApp, cap: f64) -> (String, String, i64) {
             completion_tokens: None,
         },
     );
-    let (_, credential) = app.create_brand("Acme").await;
-    app.add_key(&credential, "openai", KEY, json!({})).await;
-    let (token, key) = app
-        .mint_token(
-            &credential,
-            json!({ "name": "capped", "monthly_budget_usd": cap, "budget_mode": "hard" }),
-        )
-        .await;
-    (token, credential, key["id"].as_i64().expect("token id"))
+    let (credential, token, id) = app.brand_with_capped_token(KEY, cap).await;
+    (token, credential, id)
 }
 
 /// Three replicas and `capped_token` with the cap `CAP`.
