@@ -168,15 +168,20 @@ impl Budgets {
         let Some(leases) = &self.leases else {
             return;
         };
-        let actors: Vec<_> = self
-            .actors
-            .iter()
-            .map(|entry| (*entry.key(), entry.value().clone()))
-            .collect();
-        let returns = actors
+        let returns = self
+            .running()
             .into_iter()
             .map(|(token_id, actor)| leases.give_back(actor, token_id));
         futures_util::future::join_all(returns).await;
+    }
+
+    /// The actors started so far (some may have stopped since), copied out of the map so no
+    /// shard stays locked across an await.
+    fn running(&self) -> Vec<(i32, Addr<BudgetActor>)> {
+        self.actors
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect()
     }
 
     /// Every token's log of admitted requests, running or parked, to replay into Redis.
@@ -192,12 +197,7 @@ impl Budgets {
             .iter()
             .map(|parked| shadow(*parked.key(), parked.value().shadow(now)))
             .collect();
-        let actors: Vec<_> = self
-            .actors
-            .iter()
-            .map(|entry| (*entry.key(), entry.value().clone()))
-            .collect();
-        for (id, actor) in actors {
+        for (id, actor) in self.running() {
             if let Ok(log) = actor.send(TakeShadow).await {
                 shadows.push(shadow(id, log));
             }
