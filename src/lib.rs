@@ -89,7 +89,7 @@ impl App {
         self.server.await.context("serving HTTP")?;
         let within = self.state.config.shutdown_timeout();
         // Before the replica leaves the registry: a lease still held then is forfeited.
-        if tokio::time::timeout(within, self.state.budgets.return_leases())
+        if tokio::time::timeout(within.max(LEASES_DRAIN), self.state.budgets.return_leases())
             .await
             .is_err()
         {
@@ -129,6 +129,9 @@ impl App {
     }
 }
 
+/// How long stopping waits at least for budget leases to go back (each exchange gives up after
+/// 2 s; they run side by side).
+const LEASES_DRAIN: Duration = Duration::from_secs(10);
 /// How long stopping waits for the ledger to commit what is queued.
 const LEDGER_DRAIN: Duration = Duration::from_secs(60);
 /// How long stopping waits for the last-use stamps.

@@ -34,6 +34,8 @@ const SLICE_REQUESTS: i64 = 64;
 /// exchange that committed after this is safe: the database then counts what it reported twice
 /// (this replica reports it again), which refuses early, never late.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Giving a lease back keeps no request waiting: a busy database gets longer.
+const GIVE_BACK_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The lease of a token's month on this replica, renewed one exchange at a time per token.
 #[derive(Clone)]
@@ -114,15 +116,22 @@ impl Leases {
         want: Want,
     ) -> Result<Option<Exchanged>, ApiError> {
         let leases = self.clone();
-        tokio::spawn(async move { leases.exchange_in_turn(actor, token_id, Some(want)).await })
-            .await
-            .map_err(|err| ApiError::internal(anyhow::anyhow!("budget lease task: {err}")))?
+        let want = Some(want);
+        tokio::spawn(async move {
+            leases
+                .exchange_in_turn(actor, token_id, want, EXCHANGE_TIMEOUT)
+                .await
+        })
+        .await
+        .map_err(|err| ApiError::internal(anyhow::anyhow!("budget lease task: {err}")))?
     }
 
     /// Gives the whole unheld lease back (idle, or shutting down), reporting what it spent.
     pub async fn give_back(&self, actor: Addr<BudgetActor>, token_id: i32) {
         // A failed exchange was logged; the lease stays and goes back at the next idle sweep.
-        let _ = self.exchange_in_turn(actor, token_id, None).await;
+        let _ = self
+            .exchange_in_turn(actor, token_id, None, GIVE_BACK_TIMEOUT)
+            .await;
     }
 
     async fn exchange_in_turn(
@@ -130,6 +139,7 @@ impl Leases {
         actor: Addr<BudgetActor>,
         token_id: i32,
         want: Option<Want>,
+        patience: Duration,
     ) -> Result<Option<Exchanged>, ApiError> {
         let _turn = self.turn(token_id).await;
         let gone = || ApiError::internal(anyhow::anyhow!("budget actor {token_id} stopped"));
@@ -141,7 +151,7 @@ impl Leases {
             return Ok(None);
         };
         let exchange = Exchange::of(token_id, &snapshot, want);
-        let outcome = tokio::time::timeout(EXCHANGE_TIMEOUT, self.exchange(&exchange))
+        let outcome = tokio::time::timeout(patience, self.exchange(&exchange))
             .await
             .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
         if let Err(err) = &outcome {
