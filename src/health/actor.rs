@@ -208,20 +208,21 @@ impl Handler<ReportOutcome> for KeyHealthActor {
     fn handle(&mut self, msg: ReportOutcome, ctx: &mut Context<Self>) {
         let key = self.keys.entry(msg.id).or_default();
         let before = (key.status(), key.failures());
-        self.share(msg.id, &msg.outcome, before.1 > 0, ctx);
-        let key = self.keys.entry(msg.id).or_default();
-        let consequence = match msg.outcome {
+        let consequence = match &msg.outcome {
             Outcome::Served { cost } => {
                 key.succeed();
-                key.add_spend(cost, self.clock.today());
+                key.add_spend(*cost, self.clock.today());
                 Consequence::None
             }
+            // A failure is rare: its message is copied, the served path allocates nothing.
             Outcome::Failure { kind, message } => {
-                key.fail(kind, message, self.clock.instant(), self.cooldown)
+                key.fail(*kind, message.clone(), self.clock.instant(), self.cooldown)
             }
         };
-        let status_changed = before.0 != key.status();
-        if before != (key.status(), key.failures()) {
+        let after = (key.status(), key.failures());
+        self.share(msg.id, &msg.outcome, before.1 > 0, ctx);
+        let status_changed = before.0 != after.0;
+        if before != after {
             self.persist(msg.id);
         }
         if status_changed {
