@@ -35,6 +35,7 @@ pub struct Config {
     pub log: LogConfig,
     pub redis: RedisConfig,
     pub metrics: MetricsConfig,
+    pub otel: OtelConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
@@ -157,6 +158,37 @@ pub struct MetricsConfig {
     pub per_token: bool,
     /// A per-token series nothing updated for this long is dropped.
     pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelConfig {
+    /// OTLP/HTTP collector base URL (`http://collector:4318`); empty: no spans are exported.
+    pub endpoint: String,
+    pub service_name: String,
+    /// Share of requests without a sampled parent that are traced (0.0 to 1.0). A client's
+    /// `traceparent` decides for its own requests.
+    pub sample_ratio: f64,
+    /// Spans are sent in batches at least this often.
+    pub batch_delay_ms: u64,
+    /// Extra headers on every export (a collector's API key; `_` in a name is sent as `-`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+}
+
+impl OtelConfig {
+    /// `endpoint + /v1/traces`, unless the endpoint already names the path.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.endpoint.trim_end_matches('/');
+        if base.is_empty() {
+            return None;
+        }
+        Some(if base.ends_with("/v1/traces") {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/traces")
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +386,18 @@ impl Config {
         }
         if self.oauth.flow_ttl_secs == 0 {
             bail!("invalid config at `oauth.flow_ttl_secs`: must be positive");
+        }
+        let otel = &self.otel;
+        if !otel.endpoint.is_empty() && url::Url::parse(&otel.endpoint).is_err() {
+            bail!(
+                "invalid config at `otel.endpoint`: expected a URL such as http://127.0.0.1:4318"
+            );
+        }
+        if !(0.0..=1.0).contains(&otel.sample_ratio) {
+            bail!("invalid config at `otel.sample_ratio`: must be between 0.0 and 1.0");
+        }
+        if otel.batch_delay_ms == 0 {
+            bail!("invalid config at `otel.batch_delay_ms`: must be positive");
         }
         for (id, client) in self.providers.iter() {
             if let Some(client) = &client.oauth {

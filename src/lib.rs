@@ -17,6 +17,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod money;
+pub mod otel;
 pub mod path_id;
 pub mod providers;
 pub mod random;
@@ -282,6 +283,8 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         .build()
         .context("building the upstream HTTP client")?;
     let recorded = metrics::Metrics::new(&config.metrics);
+    let (stop, stopping) = watch::channel(false);
+    let (otel, exporting) = otel::Otel::start(&config.otel, http.clone(), stopping.clone());
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -298,8 +301,8 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         form_key: Arc::new(form_key()?),
         replicas: followed.as_ref().map(|(_, replicas)| replicas.clone()),
         metrics: recorded,
+        otel,
     };
-    let (stop, stopping) = watch::channel(false);
     let mut tasks = vec![
         actix_web::rt::spawn(invites::reauth::listen(
             disabled,
@@ -318,6 +321,8 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             .run(),
         ),
     ];
+    // Stopped with the other loops, after the server: every finished request's spans are queued.
+    tasks.extend(exporting);
     if let Some(windows) = windows {
         // What each kind of window admitted here, replayed into a Redis that came back empty.
         let budgets = state.budgets.clone();

@@ -46,4 +46,6 @@ pub struct AppState {
     pub replicas: Option<Replicas>,
     /// Counters and histograms for `GET /metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Spans of finished requests to the OTLP collector (off without `otel.endpoint`).
+    pub otel: crate::otel::Otel,
 }

@@ -11,7 +11,7 @@ use crate::health::Health;
 use crate::limits::{self, Estimate, Grant, ReservationGuard};
 use crate::money::Money;
 use crate::providers::sse::Usage;
-use crate::routing::{Attempt, Plan, Served};
+use crate::routing::{Attempts, Plan, Served};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RequestStart};
 use crate::usage::{LedgerSlot, SpanClock, TraceRecord, TraceStatus};
@@ -34,8 +34,9 @@ pub struct GateCall {
     metrics: crate::metrics::Metrics,
     store_bodies: bool,
     finished: bool,
-    /// Attempts made by the router, in order.
-    pub attempts: Vec<Attempt>,
+    otel: crate::otel::Otel,
+    /// Attempts made by the router, in order, and the trace they belong to.
+    pub attempts: Attempts,
 }
 
 impl GateCall {
@@ -57,6 +58,8 @@ impl GateCall {
         let started = extensions
             .get::<RequestStart>()
             .map_or_else(crate::clock::stopwatch, |s| s.0);
+        let wall_start = std::time::SystemTime::now() - started.elapsed();
+        let trace = state.otel.begin(req.headers(), wall_start);
         let mut clock = SpanClock::new(started);
         clock.enter_at("auth", started);
         clock.enter("limits");
@@ -81,7 +84,11 @@ impl GateCall {
             metrics: state.metrics.clone(),
             store_bodies: state.config.traces.store_bodies,
             finished: false,
-            attempts: Vec::new(),
+            otel: state.otel.clone(),
+            attempts: Attempts {
+                list: Vec::new(),
+                trace,
+            },
         })
     }
 
@@ -242,9 +249,12 @@ impl Drop for GateCall {
             self.trace.latency_ms = clock.elapsed_ms();
             self.trace.spans = clock.finish();
         }
-        self.trace.attempts = std::mem::take(&mut self.attempts);
+        self.trace.attempts = std::mem::take(&mut self.attempts.list);
         let trace = std::mem::replace(&mut self.trace, TraceRecord::empty());
         self.metrics.generated(&trace);
+        if let Some(context) = &self.attempts.trace {
+            self.otel.export(&trace, context);
+        }
         if let Some(ledger) = self.ledger.take() {
             ledger.record(trace);
         }

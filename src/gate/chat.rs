@@ -197,7 +197,10 @@ fn render(
     });
     let mut append = vec![("spidergate_metadata", metadata.to_string())];
     if include_route_trace {
-        append.push(("spidergate_route_trace", json!(call.attempts).to_string()));
+        append.push((
+            "spidergate_route_trace",
+            json!(call.attempts.list).to_string(),
+        ));
     }
     let replace = |key: &str| match key {
         "model" => Some(model_id.clone()),

@@ -13,6 +13,8 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 pub struct Endpoint {
     base_url: String,
     api_key: Secret,
+    /// W3C trace context sent upstream: `traceparent`, and the client's `tracestate`.
+    trace: Option<(String, Option<String>)>,
 }
 
 impl Endpoint {
@@ -46,13 +48,29 @@ impl Endpoint {
         Ok(Endpoint {
             base_url,
             api_key: Secret::new(api_key),
+            trace: None,
         })
     }
 
-    /// A request to `base_url + path` with the key as a bearer token.
+    /// Every request from here on carries this trace context (the attempt's span as parent).
+    pub fn trace(&mut self, traceparent: String, tracestate: Option<&str>) {
+        self.trace = Some((traceparent, tracestate.map(str::to_owned)));
+    }
+
+    /// A request to `base_url + path` with the key as a bearer token. Nothing the client sent is
+    /// forwarded (its `x-stainless-*` SDK headers would be refused by some providers) but the
+    /// trace context.
     pub fn request(&self, http: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
-        http.request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(self.api_key.expose())
+        let mut request = http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(self.api_key.expose());
+        if let Some((traceparent, tracestate)) = &self.trace {
+            request = request.header("traceparent", traceparent);
+            if let Some(state) = tracestate {
+                request = request.header("tracestate", state);
+            }
+        }
+        request
     }
 
     /// Sends `request`; a non-2xx answer becomes a classified `ProviderError` with the key scrubbed.

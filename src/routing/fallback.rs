@@ -5,6 +5,7 @@ use super::candidates::{Candidate, Plan};
 use crate::catalog::Model;
 use crate::error::{ApiError, ErrorCode};
 use crate::health::Outcome;
+use crate::otel::{AttemptSpan, CallTrace};
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::state::AppState;
 use serde::Serialize;
@@ -19,6 +20,16 @@ pub struct Attempt {
     pub status: &'static str,
     pub error_code: Option<String>,
     pub latency_ms: u64,
+    /// Its span in the request's OpenTelemetry trace, when it has one.
+    #[serde(skip)]
+    pub span: Option<AttemptSpan>,
+}
+
+/// The attempts of one request, and the trace they are part of (their upstream `traceparent`).
+#[derive(Debug, Default)]
+pub struct Attempts {
+    pub list: Vec<Attempt>,
+    pub trace: Option<CallTrace>,
 }
 
 /// A successful call: the value, and the model and key that produced it.
@@ -38,7 +49,7 @@ pub async fn call_with_fallback<T, F, Fut>(
     state: &AppState,
     plan: &Plan,
     no_key: ErrorCode,
-    attempts: &mut Vec<Attempt>,
+    attempts: &mut Attempts,
     call: F,
 ) -> Result<Served<T>, ApiError>
 where
@@ -46,6 +57,8 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let max_attempts = state.config.routing.max_attempts.max(1);
+    let trace = attempts.trace.as_ref();
+    let attempts = &mut attempts.list;
     attempts.clear();
     let mut last_error: Option<ProviderError> = None;
     for candidate in &plan.candidates {
@@ -56,12 +69,20 @@ where
                 break;
             };
             keys.retain(|k| k.id != key_id);
-            let Some(endpoint) = endpoint_for(state, candidate, key_id) else {
+            let Some(mut endpoint) = endpoint_for(state, candidate, key_id) else {
                 continue;
             };
+            let mut span = trace.map(CallTrace::attempt);
+            if let (Some(trace), Some(span)) = (trace, &span) {
+                endpoint.trace(trace.traceparent(span.id), trace.tracestate.as_deref());
+            }
             let started = crate::clock::stopwatch();
             let result = call(endpoint, candidate.model.clone()).await;
-            let latency_ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            let latency_ms = elapsed.as_millis() as u64;
+            if let Some(span) = span.as_mut() {
+                span.duration = elapsed;
+            }
             let mut attempt = Attempt {
                 provider: provider.to_owned(),
                 model: candidate.model.id.clone(),
@@ -69,6 +90,7 @@ where
                 status: "ok",
                 error_code: None,
                 latency_ms,
+                span,
             };
             match result {
                 Ok(value) => {

@@ -11,4 +11,4 @@ mod candidates;
 mod fallback;
 
 pub use candidates::{Candidate, Plan, plan, plan_models};
-pub use fallback::{Attempt, Served, call_with_fallback};
+pub use fallback::{Attempt, Attempts, Served, call_with_fallback};

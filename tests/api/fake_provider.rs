@@ -52,6 +52,8 @@ pub struct Logged {
     pub body: Value,
     /// The names of the request's headers, lowercase.
     pub header_names: Vec<String>,
+    /// The W3C trace context it was sent.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Default)]
@@ -169,6 +171,11 @@ async fn serve(
             path: path.clone(),
             api_key: api_key.clone(),
             body: json_body.clone(),
+            traceparent: req
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
             header_names: req
                 .headers()
                 .keys()
