@@ -17,6 +17,7 @@ pub mod json;
 pub mod limits;
 pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod otel;
 pub mod path_id;
 pub mod providers;

@@ -21,6 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .app_data(web::PathConfig::default().error_handler(path_error))
         .route("/health", web::get().to(status::health))
         .route("/metrics", web::get().to(crate::metrics::http::scrape))
+        // Public: the OpenAPI document and its viewer.
+        .route("/openapi.json", web::get().to(crate::openapi::openapi_json))
+        .route("/docs", web::get().to(crate::openapi::docs_redirect))
+        .service(crate::openapi::docs())
         .service(gateway())
         .service(
             web::scope("/api/v1/agent-keys")
@@ -170,4 +174,102 @@ fn replaced(req: actix_web::HttpRequest, error: ApiError) -> ErrorHandlerRespons
     let res: ServiceResponse<EitherBody<BoxBody>> =
         ServiceResponse::new(req, error.error_response()).map_into_right_body();
     ErrorHandlerResponse::Response(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, HttpRequest, HttpResponse, test, web};
+    use std::collections::BTreeSet;
+
+    const PROBE: &str = "/__resource_map";
+
+    async fn resource_map(req: HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{:#?}", req.resource_map()))
+    }
+
+    /// Every route pattern of `configure`, read from actix's own resource map (its pretty `Debug`
+    /// form: each node's pattern, nested by indentation, scopes being prefixes).
+    async fn mounted() -> BTreeSet<String> {
+        let app = test::init_service(
+            App::new()
+                .route(PROBE, web::get().to(resource_map))
+                .configure(|cfg| super::configure(cfg, 1024)),
+        )
+        .await;
+        let req = test::TestRequest::get().uri(PROBE).to_request();
+        let text =
+            String::from_utf8(test::call_and_read_body(&app, req).await.to_vec()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        let mut stack: Vec<(usize, String)> = Vec::new();
+        let mut routes = BTreeSet::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() != "ResourceMap {" {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let field = |name: &str| {
+                lines[i..]
+                    .iter()
+                    .position(|l| l.trim_start().starts_with(name))
+                    .map(|at| i + at)
+                    .expect(name)
+            };
+            let pattern = lines[field("patterns: Single(") + 1]
+                .trim()
+                .trim_end_matches(',')
+                .trim_matches('"')
+                .to_owned();
+            let prefix = lines[field("is_prefix:")].contains("true");
+            stack.retain(|(depth, _)| *depth < indent);
+            stack.push((indent, pattern));
+            if !prefix {
+                routes.insert(stack.iter().map(|(_, p)| p.as_str()).collect::<String>());
+            }
+        }
+        routes.remove(PROBE);
+        assert!(
+            routes.len() > 30,
+            "the resource map was not read: {routes:?}"
+        );
+        routes
+    }
+
+    /// `{id}`, `{alias_id:.+}` and `{_:.*}` all become `{}`.
+    fn shape(path: &str) -> String {
+        let mut out = String::new();
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    in_param = true;
+                    out.push_str("{}");
+                }
+                '}' => in_param = false,
+                _ if !in_param => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[actix_web::test]
+    async fn every_route_is_in_the_openapi_document_and_every_documented_path_is_served() {
+        let served: BTreeSet<String> = mounted().await.iter().map(|p| shape(p)).collect();
+        let documented: BTreeSet<String> = crate::openapi::document()
+            .paths
+            .paths
+            .keys()
+            .map(|p| shape(p))
+            .collect();
+        let undocumented: Vec<&String> = served.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes without an operation: {undocumented:?}"
+        );
+        let unserved: Vec<&String> = documented.difference(&served).collect();
+        assert!(
+            unserved.is_empty(),
+            "documented but not served: {unserved:?}"
+        );
+    }
 }

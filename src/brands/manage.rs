@@ -10,16 +10,17 @@ use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 /// `POST /api/v1/admin/brands` body and the CLI's arguments.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBrand {
     pub name: String,
     pub contact_email: Option<String>,
+    /// The day of the month budgets reset (1 to 28; default the 1st).
     pub billing_anchor_day: Option<i32>,
 }
 
 /// A brand as the operator sees it (never the credential digests).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BrandView {
     pub client_id: String,
     pub name: String,

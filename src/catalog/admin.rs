@@ -3,11 +3,17 @@
 
 use super::store;
 use crate::error::ApiError;
+use crate::gate::models::AliasView;
 use crate::json::Json;
+use crate::openapi::schemas::Failed;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
+
+/// This module's operations in the OpenAPI document (`GET /aliases` is the gateway's, copied).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_alias, replace_chain))]
+pub struct Api;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/aliases").get(crate::gate::models::list_aliases))
@@ -18,6 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/aliases/{alias_id}", tag = "admin",
+    params(("alias_id" = String, Path, description = "e.g. `spideriq/fast` (slashes are part of it)")),
+    responses((status = 200, description = "The alias and its chain", body = AliasView), Failed),
+    security(("operator" = [])))]
 async fn get_alias(
     state: web::Data<AppState>,
     alias_id: web::Path<String>,
@@ -26,16 +36,21 @@ async fn get_alias(
     let alias = catalog
         .alias(&alias_id)
         .ok_or_else(|| ApiError::not_found("alias"))?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "id": alias.id, "use_case": alias.use_case, "models": alias.models })))
+    Ok(HttpResponse::Ok().json(AliasView::of(alias)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplaceChain {
+    /// Catalog model ids, best first; applied at once on every replica.
     models: Vec<String>,
 }
 
+#[utoipa::path(put, path = "/api/v1/admin/aliases/{alias_id}", tag = "admin",
+    params(("alias_id" = String, Path, description = "e.g. `spideriq/fast`")),
+    request_body = ReplaceChain,
+    responses((status = 200, description = "The alias with its new chain", body = AliasView), Failed),
+    security(("operator" = [])))]
 async fn replace_chain(
     state: web::Data<AppState>,
     alias_id: web::Path<String>,

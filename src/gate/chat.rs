@@ -29,6 +29,17 @@ pub struct GateQuery {
     include_route_trace: bool,
 }
 
+/// A chat completion, or with `"stream": true` its server-sent events (`data: {chunk}` lines,
+/// then `data: [DONE]`).
+#[utoipa::path(post, path = "/api/gate/v1/chat/completions", tag = "gateway",
+    params(("include_route_trace" = Option<bool>, Query,
+        description = "Add `spidergate_route_trace`: every upstream attempt")),
+    request_body = super::openapi::ChatRequest,
+    responses(
+        (status = 200, description = "The completion (JSON), or its event stream",
+            content((super::openapi::ChatCompletion = "application/json"), (String = "text/event-stream"))),
+        crate::openapi::schemas::Failed),
+    security(("agent" = [])))]
 pub async fn chat_completions(
     state: web::Data<AppState>,
     principal: Principal,

@@ -186,6 +186,11 @@ fn json_answer(served: Served<Value>) -> (Model, Value) {
     (served.model, value)
 }
 
+/// Embeddings, from OpenAI keys only.
+#[utoipa::path(post, path = "/api/gate/v1/embeddings", tag = "gateway",
+    request_body = super::openapi::EmbeddingsRequest,
+    responses((status = 200, description = "OpenAI's embeddings answer", body = super::openapi::OpenAiObject), crate::openapi::schemas::Failed),
+    security(("agent" = [])))]
 pub async fn embeddings(
     state: web::Data<AppState>,
     principal: Principal,
@@ -213,6 +218,11 @@ pub async fn embeddings(
     json.run(&state, &principal, &mut call, &body).await
 }
 
+/// Image generation, from OpenAI keys only.
+#[utoipa::path(post, path = "/api/gate/v1/images/generations", tag = "gateway",
+    request_body = super::openapi::ImagesRequest,
+    responses((status = 200, description = "OpenAI's images answer", body = super::openapi::OpenAiObject), crate::openapi::schemas::Failed),
+    security(("agent" = [])))]
 pub async fn images(
     state: web::Data<AppState>,
     principal: Principal,
@@ -292,6 +302,15 @@ fn finish_json(
     Ok(response.json(value))
 }
 
+/// Text to speech, from OpenAI keys only; the audio is streamed as it arrives.
+#[utoipa::path(post, path = "/api/gate/v1/audio/speech", tag = "gateway",
+    request_body = super::openapi::SpeechRequest,
+    responses(
+        (status = 200, description = "The audio, in `response_format`'s type",
+            content((Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/opus"), (Vec<u8> = "audio/aac"),
+                (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/pcm"))),
+        crate::openapi::schemas::Failed),
+    security(("agent" = [])))]
 pub async fn speech(
     state: web::Data<AppState>,
     principal: Principal,
@@ -368,6 +387,15 @@ struct Upload {
     fields: Vec<(String, String)>,
 }
 
+/// Speech to text, from OpenAI keys only: `multipart/form-data` with `file` (at most 25 MiB) and
+/// `model`.
+#[utoipa::path(post, path = "/api/gate/v1/audio/transcriptions", tag = "gateway",
+    request_body(content = super::openapi::OpenAiObject, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The upstream's transcript, as it answered",
+            content((super::openapi::OpenAiObject = "application/json"), (String = "text/plain"))),
+        crate::openapi::schemas::Failed),
+    security(("agent" = [])))]
 pub async fn transcriptions(
     state: web::Data<AppState>,
     principal: Principal,

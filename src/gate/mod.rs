@@ -8,7 +8,10 @@ pub mod chat;
 mod fields;
 pub mod media;
 pub mod models;
+mod openapi;
 mod raw;
 mod request;
 pub mod status;
 mod stream;
+
+pub use openapi::api;

@@ -6,13 +6,19 @@
 use crate::auth::Principal;
 use crate::catalog::{Catalog, Model, Provider};
 use crate::error::{ApiError, ErrorCode};
+use crate::openapi::schemas::Failed;
 use crate::state::AppState;
 use crate::vault::VaultSnapshot;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_models, get_model, list_aliases, list_providers))]
+pub struct Api;
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum SortBy {
     /// Catalog order, which is curated by popularity.
@@ -24,7 +30,8 @@ enum SortBy {
     Cost,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ModelsQuery {
     provider: Option<String>,
     #[serde(default)]
@@ -34,36 +41,43 @@ pub struct ModelsQuery {
     search: Option<String>,
     capability: Option<String>,
     #[serde(default)]
+    #[param(inline)]
     sort_by: SortBy,
+    /// 1 to 2000 (default 500).
+    #[param(minimum = 1, maximum = 2000)]
     limit: Option<usize>,
     #[serde(default)]
     offset: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ModelView<'a> {
     id: &'a str,
+    /// Always `model`.
     object: &'static str,
     created: i64,
     owned_by: &'a str,
     spidergate_info: ModelInfo<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ModelInfo<'a> {
     provider: &'a str,
     provider_model: &'a str,
     display_name: &'a str,
     context_window: u32,
     max_output_tokens: u32,
+    #[schema(value_type = Vec<String>)]
     capabilities: &'a [String],
     free_tier: bool,
     is_configured: bool,
+    #[schema(value_type = Vec<String>)]
     in_task_aliases: Vec<&'a str>,
     pricing: Pricing,
 }
 
-#[derive(Serialize)]
+/// US dollars per million tokens.
+#[derive(Serialize, ToSchema)]
 struct Pricing {
     input_per_mtok: f64,
     output_per_mtok: f64,
@@ -113,6 +127,10 @@ fn model_view<'a>(catalog: &'a Catalog, model: &'a Model, viewer: &Viewer) -> Mo
     }
 }
 
+/// The catalog's models (OpenAI's list shape, plus `spidergate_info` and `total`).
+#[utoipa::path(get, path = "/api/gate/v1/models", tag = "catalog", params(ModelsQuery),
+    responses((status = 200, description = "A page of models", body = ModelList), Failed),
+    security((), ("agent" = [])))]
 pub async fn list_models(
     state: web::Data<AppState>,
     caller: Option<Principal>,
@@ -141,7 +159,11 @@ pub async fn list_models(
         .take(limit)
         .map(|m| model_view(&catalog, m, &viewer))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "object": "list", "data": data, "total": total })))
+    Ok(HttpResponse::Ok().json(ModelList {
+        object: "list",
+        data,
+        total,
+    }))
 }
 
 fn matches(model: &Model, q: &ModelsQuery, viewer: &Viewer) -> bool {
@@ -172,6 +194,10 @@ fn sort(models: &mut [&Model], by: SortBy) {
     }
 }
 
+#[utoipa::path(get, path = "/api/gate/v1/models/{model_id}", tag = "catalog",
+    params(("model_id" = String, Path, description = "A catalog model id (`groq/llama-3.3-70b`)")),
+    responses((status = 200, description = "The model", body = ModelView), Failed),
+    security((), ("agent" = [])))]
 pub async fn get_model(
     state: web::Data<AppState>,
     caller: Option<Principal>,
@@ -190,38 +216,104 @@ pub async fn get_model(
     Ok(HttpResponse::Ok().json(model_view(&catalog, model, &viewer)))
 }
 
+/// The task aliases and their ranked chains.
+#[utoipa::path(get, path = "/api/gate/v1/aliases", tag = "catalog",
+    responses((status = 200, description = "Every alias", body = AliasList), Failed),
+    security((), ("agent" = [])))]
 pub async fn list_aliases(state: web::Data<AppState>) -> HttpResponse {
     let catalog = state.catalog.load();
-    let data: Vec<_> = catalog
-        .aliases()
-        .iter()
-        .map(|a| json!({ "id": a.id, "use_case": a.use_case, "models": a.models }))
-        .collect();
-    HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
+    let data = catalog.aliases().iter().map(AliasView::of).collect();
+    HttpResponse::Ok().json(AliasList {
+        object: "list",
+        data,
+    })
 }
 
+/// The providers a key can be added for, and whether the caller has one.
+#[utoipa::path(get, path = "/api/gate/v1/providers", tag = "catalog",
+    responses((status = 200, description = "Every provider", body = ProviderList), Failed),
+    security((), ("agent" = [])))]
 pub async fn list_providers(state: web::Data<AppState>, caller: Option<Principal>) -> HttpResponse {
     let catalog = state.catalog.load();
     let vault = state.vault.snapshot();
     let viewer = Viewer::new(&vault, caller.as_ref());
-    let data: Vec<_> = catalog
+    let data = catalog
         .providers()
         .iter()
         .map(|p| provider_view(p, &viewer))
         .collect();
-    HttpResponse::Ok().json(json!({ "object": "list", "data": data }))
+    HttpResponse::Ok().json(ProviderList {
+        object: "list",
+        data,
+    })
 }
 
-fn provider_view(p: &Provider, viewer: &Viewer) -> serde_json::Value {
-    json!({
-        "id": p.id,
-        "label": p.label,
-        "category": p.category,
-        "credential_fields": p.credential_fields,
-        "signup_url": p.signup_url,
-        "free_tier": p.free_tier,
-        "openai_compatible": p.openai_compatible,
-        "auth": if p.oauth { "oauth" } else { "api_key" },
-        "is_configured": viewer.is_configured(&p.id),
-    })
+fn provider_view<'a>(p: &'a Provider, viewer: &Viewer) -> ProviderView<'a> {
+    ProviderView {
+        id: &p.id,
+        label: &p.label,
+        category: &p.category,
+        credential_fields: &p.credential_fields,
+        signup_url: &p.signup_url,
+        free_tier: p.free_tier,
+        openai_compatible: p.openai_compatible,
+        auth: if p.oauth { "oauth" } else { "api_key" },
+        is_configured: viewer.is_configured(&p.id),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelView<'a>>,
+    /// Matching models in all (the page holds at most `limit`).
+    total: usize,
+}
+
+/// A task alias: a ranked chain of models, the first healthy one serving.
+#[derive(Serialize, ToSchema)]
+pub struct AliasView<'a> {
+    id: &'a str,
+    use_case: &'a str,
+    #[schema(value_type = Vec<String>)]
+    models: &'a [String],
+}
+
+impl<'a> AliasView<'a> {
+    pub fn of(alias: &'a crate::catalog::Alias) -> Self {
+        AliasView {
+            id: &alias.id,
+            use_case: &alias.use_case,
+            models: &alias.models,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct AliasList<'a> {
+    object: &'static str,
+    data: Vec<AliasView<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProviderView<'a> {
+    id: &'a str,
+    label: &'a str,
+    category: &'a str,
+    /// What a key needs (`api_key`, and `account_id` for some).
+    #[schema(value_type = Vec<String>)]
+    credential_fields: &'a [String],
+    signup_url: &'a str,
+    free_tier: bool,
+    openai_compatible: bool,
+    /// `api_key` or `oauth`.
+    #[schema(value_type = String)]
+    auth: &'static str,
+    is_configured: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProviderList<'a> {
+    object: &'static str,
+    data: Vec<ProviderView<'a>>,
 }

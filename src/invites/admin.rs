@@ -6,18 +6,46 @@ use crate::auth::Principal;
 use crate::brands;
 use crate::error::ApiError;
 use crate::json::Json;
+use crate::openapi::schemas::{Failed, Id};
 use crate::path_id::PathId;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_invites, create_invite, revoke_invite))]
+pub struct Api;
+
+/// An invite as its brand sees it (never the link's secret).
+#[derive(Serialize, ToSchema)]
+struct InviteView {
+    id: i32,
+    email: String,
+    provider_name: String,
+    message: Option<String>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    /// `pending`, `used`, `expired` or `revoked`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// The key the invite created, once used.
+    integration_id: Option<i32>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct InviteList {
+    total: usize,
+    data: Vec<InviteView>,
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("").get(list_invites).post(create_invite))
         .service(web::resource("/{id}").delete(revoke_invite));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateInvite {
     email: String,
@@ -25,19 +53,23 @@ struct CreateInvite {
     message: Option<String>,
 }
 
-fn view(invite: &InviteRecord) -> Value {
-    json!({
-        "id": invite.id,
-        "email": invite.email,
-        "provider_name": invite.provider_name,
-        "message": invite.message,
-        "expires_at": invite.expires_at,
-        "status": invite.status.as_str(),
-        "integration_id": invite.integration_id,
-        "created_at": invite.created_at,
-    })
+fn view(invite: &InviteRecord) -> InviteView {
+    InviteView {
+        id: invite.id,
+        email: invite.email.clone(),
+        provider_name: invite.provider_name.clone(),
+        message: invite.message.clone(),
+        expires_at: invite.expires_at,
+        status: invite.status.as_str(),
+        integration_id: invite.integration_id,
+        created_at: invite.created_at,
+    }
 }
 
+/// Emails a link where the key's owner pastes it (or signs in with OAuth); the brand never sees it.
+#[utoipa::path(post, path = "/api/v1/invites", tag = "invites", request_body = CreateInvite,
+    responses((status = 201, description = "Sent (or queued in the outbox)", body = InviteView), Failed),
+    security(("brand" = [])))]
 async fn create_invite(
     state: web::Data<AppState>,
     principal: Principal,
@@ -82,15 +114,25 @@ async fn create_invite(
     Ok(HttpResponse::Created().json(view(&invite)))
 }
 
+#[utoipa::path(get, path = "/api/v1/invites", tag = "invites",
+    responses((status = 200, description = "The brand's invites", body = InviteList), Failed),
+    security(("brand" = [])))]
 async fn list_invites(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     let invites = store::list_invites(&state.db, principal.brand_id).await?;
-    let data: Vec<Value> = invites.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(json!({ "total": data.len(), "data": data })))
+    let data: Vec<InviteView> = invites.iter().map(view).collect();
+    Ok(HttpResponse::Ok().json(InviteList {
+        total: data.len(),
+        data,
+    }))
 }
 
+/// Revokes an unused invite: its link stops working.
+#[utoipa::path(delete, path = "/api/v1/invites/{id}", tag = "invites", params(Id),
+    responses((status = 200, description = "The revoked invite", body = InviteView), Failed),
+    security(("brand" = [])))]
 async fn revoke_invite(
     state: web::Data<AppState>,
     principal: Principal,

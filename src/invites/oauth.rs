@@ -29,6 +29,11 @@ const NOT_OFFERED: Refusal = Refusal(
 );
 
 /// `GET /{invite|reauth}/{token}/oauth`: to the provider's sign-in page.
+#[utoipa::path(get, path = "/invite/{token}/oauth", tag = "invites",
+    params(("token" = String, Path, description = "The random token of the emailed link")),
+    responses((status = 303, description = "To the provider's sign-in page"),
+        (status = "4XX", description = "Not offered, or the link is not valid",
+            content_type = "text/html", body = String)))]
 pub async fn start(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     let invite = match pages::usable_invite(&state, &token).await {
         Ok(invite) => invite,
@@ -108,7 +113,8 @@ fn code_challenge(verifier: &str) -> String {
 }
 
 /// What the provider appends to the redirect URI.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -116,6 +122,10 @@ pub struct CallbackQuery {
 }
 
 /// `GET /oauth/callback`: the provider's answer. Stores the granted tokens, or shows why not.
+#[utoipa::path(get, path = "/oauth/callback", tag = "invites", params(CallbackQuery),
+    responses((status = 200, description = "Connected", content_type = "text/html", body = String),
+        (status = "4XX", description = "Refused or not valid", content_type = "text/html",
+            body = String)))]
 pub async fn callback(
     state: web::Data<AppState>,
     query: Result<web::Query<CallbackQuery>, actix_web::Error>,

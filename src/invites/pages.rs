@@ -188,6 +188,17 @@ pub(super) async fn brand_name(state: &AppState, brand_id: i32) -> String {
     name.unwrap_or_else(|| "A SpiderGate user".to_owned())
 }
 
+/// The public pages in the OpenAPI document (HTML; `/reauth/…` is documented as a copy).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, submit, super::oauth::start, super::oauth::callback))]
+pub struct Api;
+
+/// The form for the provider's credential fields (or a page saying the link is spent).
+#[utoipa::path(get, path = "/invite/{token}", tag = "invites",
+    params(("token" = String, Path, description = "The random token of the emailed link")),
+    responses((status = 200, description = "The form", content_type = "text/html", body = String),
+        (status = "4XX", description = "The link is unknown, used, revoked or expired",
+            content_type = "text/html", body = String)))]
 pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     let invite = match usable_invite(&state, &token).await {
         Ok(invite) => invite,
@@ -197,6 +208,15 @@ pub async fn show(state: web::Data<AppState>, token: web::Path<String>) -> HttpR
     form(&state, &token, &invite, &brand, None)
 }
 
+/// Tests the pasted key, stores it in the inviter's vault and confirms.
+#[utoipa::path(post, path = "/invite/{token}", tag = "invites",
+    params(("token" = String, Path, description = "The random token of the emailed link")),
+    request_body(content = HashMap<String, String>, content_type = "application/x-www-form-urlencoded",
+        description = "The provider's credential fields and the form's binding value"),
+    responses((status = 200, description = "Stored, or the form again with what to fix",
+            content_type = "text/html", body = String),
+        (status = "4XX", description = "The link or the form is not valid",
+            content_type = "text/html", body = String)))]
 pub async fn submit(
     state: web::Data<AppState>,
     req: HttpRequest,

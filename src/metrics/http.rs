@@ -8,6 +8,16 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::BTreeMap;
 
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(scrape))]
+pub struct Api;
+
+/// Prometheus text exposition (behind `metrics.token` when one is set).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String),
+        crate::openapi::schemas::Failed),
+    security((), ("metrics" = [])))]
 pub async fn scrape(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -8,13 +8,19 @@ use crate::error::ApiError;
 use crate::json::Json;
 use crate::limits::BudgetPeriod;
 use crate::money::Money;
+use crate::openapi::schemas::{Failed, Id};
 use crate::path_id::PathId;
 use crate::state::AppState;
 use crate::usage;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_tokens, create_token, get_token, update_token, revoke_token))]
+pub struct Api;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("").get(list_tokens).post(create_token))
@@ -27,14 +33,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// An agent token as its brand sees it: never the secret or its digest.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TokenView {
     id: i32,
     name: String,
     client_id: String,
     token_preview: String,
+    #[schema(value_type = Vec<String>)]
     scopes: Vec<&'static str>,
     monthly_budget_usd: Option<Money>,
+    #[schema(value_type = String, example = "hard")]
     budget_mode: &'static str,
     rpm: Option<u32>,
     rpd: Option<u32>,
@@ -48,10 +56,31 @@ struct TokenView {
 }
 
 /// Spend of the current budget month, from the ledger.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, ToSchema)]
 struct SpendView {
     month_usd: Money,
-    by_model: Vec<serde_json::Value>,
+    by_model: Vec<ModelSpend>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ModelSpend {
+    model: String,
+    cost_usd: Money,
+    requests: u64,
+}
+
+/// `POST` answers the secret, once, beside the token.
+#[derive(Serialize, ToSchema)]
+struct Minted {
+    /// The agent token itself: shown this once, never again.
+    token: String,
+    agent_key: TokenView,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenList {
+    total: usize,
+    data: Vec<TokenView>,
 }
 
 /// The token's spend this budget month, per model (largest first).
@@ -78,7 +107,11 @@ fn spend_view(mut rows: Vec<(String, Money, u64)>) -> SpendView {
     let total = rows.iter().map(|(_, cost, _)| cost.nanos()).sum();
     let by_model = rows
         .into_iter()
-        .map(|(model, cost, requests)| json!({ "model": model, "cost_usd": cost, "requests": requests }))
+        .map(|(model, cost_usd, requests)| ModelSpend {
+            model,
+            cost_usd,
+            requests,
+        })
         .collect();
     SpendView {
         month_usd: Money::from_nanos(total),
@@ -124,6 +157,9 @@ fn view(record: TokenRecord, principal: &Principal, cache: &TokenCache) -> Token
     }
 }
 
+/// Mints an agent token: the secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/agent-keys", tag = "agent-keys", request_body = TokenFields,
+    responses((status = 201, description = "Minted", body = Minted), Failed), security(("brand" = [])))]
 async fn create_token(
     state: web::Data<AppState>,
     principal: Principal,
@@ -145,17 +181,24 @@ async fn create_token(
     publish(&state, &principal, &record);
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
     let agent_key = full_view(&state, record, &principal).await?;
-    Ok(HttpResponse::Created()
-        .json(json!({ "token": minted.secret.expose(), "agent_key": agent_key })))
+    Ok(HttpResponse::Created().json(Minted {
+        token: minted.secret.expose().to_owned(),
+        agent_key,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Also list revoked tokens.
     #[serde(default)]
     include_revoked: bool,
 }
 
+/// The brand's agent tokens with this budget month's spend.
+#[utoipa::path(get, path = "/api/v1/agent-keys", tag = "agent-keys", params(ListQuery),
+    responses((status = 200, description = "The tokens", body = TokenList), Failed), security(("brand" = [])))]
 async fn list_tokens(
     state: web::Data<AppState>,
     principal: Principal,
@@ -174,9 +217,14 @@ async fn list_tokens(
             view
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "total": data.len(), "data": data })))
+    Ok(HttpResponse::Ok().json(TokenList {
+        total: data.len(),
+        data,
+    }))
 }
 
+#[utoipa::path(get, path = "/api/v1/agent-keys/{id}", tag = "agent-keys", params(Id),
+    responses((status = 200, description = "The token", body = TokenView), Failed), security(("brand" = [])))]
 async fn get_token(
     state: web::Data<AppState>,
     principal: Principal,
@@ -188,6 +236,10 @@ async fn get_token(
     Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
+/// Changes a token's settings; absent fields keep their value, `null` clears a limit.
+#[utoipa::path(patch, path = "/api/v1/agent-keys/{id}", tag = "agent-keys", params(Id),
+    request_body = TokenFields,
+    responses((status = 200, description = "The token", body = TokenView), Failed), security(("brand" = [])))]
 async fn update_token(
     state: web::Data<AppState>,
     principal: Principal,
@@ -213,6 +265,9 @@ async fn update_token(
     Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
 }
 
+/// Revokes a token at once, on every replica; its record stays.
+#[utoipa::path(delete, path = "/api/v1/agent-keys/{id}", tag = "agent-keys", params(Id),
+    responses((status = 200, description = "The token", body = TokenView), Failed), security(("brand" = [])))]
 async fn revoke_token(
     state: web::Data<AppState>,
     principal: Principal,

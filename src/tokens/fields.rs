@@ -12,16 +12,20 @@ pub const MAX_EXPIRY_HOURS: i64 = 2160;
 
 /// The JSON body of both `POST` and `PATCH`. Absent fields keep their value (or the default on
 /// mint); `null` clears a nullable limit. Unknown fields (including the secret) are refused.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenFields {
+    /// Required when minting.
     name: Option<String>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<f64>, minimum = 0)]
     monthly_budget_usd: Option<Option<f64>>,
     budget_mode: Option<BudgetMode>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<u32>)]
     rpm: Option<Option<u32>>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<u32>)]
     rpd: Option<Option<u32>>,
     allowed_models: Option<Vec<String>>,
     free_models_only: Option<bool>,
@@ -29,7 +33,7 @@ pub struct TokenFields {
     expires_in_hours: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetMode {
     Hard,

@@ -9,12 +9,127 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::limits::BudgetPeriod;
 use crate::money::Money;
+use crate::openapi::schemas::Failed;
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// This module's operations in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_traces, summary, get_trace, brand_usage, token_usage))]
+pub struct Api;
+
+/// A trace with the brand's client id.
+#[derive(Serialize, ToSchema)]
+struct Trace {
+    #[serde(flatten)]
+    trace: store::TraceView,
+    client_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TraceList {
+    data: Vec<Trace>,
+    /// Matching traces in all.
+    total: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Summary {
+    total: usize,
+    errors: usize,
+    error_rate: f64,
+    cost_usd: Money,
+    latency_ms: Latency,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Latency {
+    avg: f64,
+    p50: i64,
+    p95: i64,
+    p99: i64,
+}
+
+/// Requests, errors, tokens and cost; in a breakdown, with the one field it is grouped by.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: written by Totals::json and grouped()")]
+struct Totaled {
+    requests: u64,
+    errors: u64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost_usd: Money,
+    #[schema(required = false)]
+    model: Option<String>,
+    #[schema(required = false)]
+    agent_key_id: Option<i32>,
+    #[schema(required = false)]
+    provider: Option<String>,
+    #[schema(required = false)]
+    start: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema")]
+struct Period {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: written by brand_usage")]
+struct BrandUsage {
+    period: Period,
+    totals: Totaled,
+    by_model: Vec<Totaled>,
+    by_agent: Vec<Totaled>,
+    by_provider: Vec<Totaled>,
+    by_bucket: Vec<Totaled>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: written by token_usage")]
+struct TokenUsage {
+    requests: u64,
+    errors: u64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost_usd: Money,
+    /// `null` for a client credential (the whole brand).
+    agent_key_id: Option<i32>,
+    period: Period,
+    by_model: Vec<Totaled>,
+    /// Only for an agent token.
+    #[schema(required = false)]
+    budget: Option<TokenBudget>,
+    #[schema(required = false)]
+    rate_limits: Option<TokenRates>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema")]
+struct TokenBudget {
+    monthly_usd: Option<Money>,
+    /// `hard` or `soft`.
+    mode: String,
+    spent_usd: Money,
+    remaining_usd: Option<Money>,
+    resets_at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema")]
+struct TokenRates {
+    rpm: Option<u32>,
+    rpd: Option<u32>,
+    remaining_minute: Option<u32>,
+    remaining_day: Option<u32>,
+}
 
 pub fn configure_traces(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("").get(list_traces))
@@ -22,15 +137,19 @@ pub fn configure_traces(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/{id}").get(get_trace));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TraceQuery {
     agent_key_id: Option<i32>,
     model: Option<String>,
+    /// `success` or `error`.
     status: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     min_latency_ms: Option<u64>,
     min_cost_usd: Option<f64>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
     #[serde(default)]
     offset: u64,
@@ -70,12 +189,17 @@ impl TraceQuery {
     }
 }
 
-fn with_client_id(principal: &Principal, trace: impl serde::Serialize) -> Value {
-    let mut value = json!(trace);
-    value["client_id"] = json!(principal.client_id.as_ref());
-    value
+fn with_client_id(principal: &Principal, trace: store::TraceView) -> Trace {
+    Trace {
+        trace,
+        client_id: principal.client_id.to_string(),
+    }
 }
 
+/// The brand's traces, newest first.
+#[utoipa::path(get, path = "/api/v1/traces", tag = "usage", params(TraceQuery),
+    responses((status = 200, description = "A page of traces", body = TraceList), Failed),
+    security(("brand" = [])))]
 async fn list_traces(
     state: web::Data<AppState>,
     principal: Principal,
@@ -90,13 +214,17 @@ async fn list_traces(
     }
     let filter = query.filter(&principal)?;
     let (rows, total) = store::list_traces(&state.db, &filter, limit, query.offset).await?;
-    let data: Vec<Value> = rows
+    let data = rows
         .into_iter()
         .map(|t| with_client_id(&principal, t))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data, "total": total })))
+    Ok(HttpResponse::Ok().json(TraceList { data, total }))
 }
 
+#[utoipa::path(get, path = "/api/v1/traces/{id}", tag = "usage",
+    params(("id" = String, Path, description = "The request id (`X-Request-ID`)")),
+    responses((status = 200, description = "The trace", body = Trace), Failed),
+    security(("brand" = [])))]
 async fn get_trace(
     state: web::Data<AppState>,
     principal: Principal,
@@ -108,6 +236,10 @@ async fn get_trace(
     Ok(HttpResponse::Ok().json(with_client_id(&principal, trace)))
 }
 
+/// Counts, error rate, cost and latency percentiles of the matching traces.
+#[utoipa::path(get, path = "/api/v1/traces/summary", tag = "usage", params(TraceQuery),
+    responses((status = 200, description = "The summary", body = Summary), Failed),
+    security(("brand" = [])))]
 async fn summary(
     state: web::Data<AppState>,
     principal: Principal,
@@ -126,18 +258,22 @@ async fn summary(
     } else {
         latencies.iter().sum::<i64>() as f64 / total as f64
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "total": total,
-        "errors": errors,
-        "error_rate": if total == 0 { 0.0 } else { errors as f64 / total as f64 },
-        "cost_usd": Money::from_nanos(rows.iter().map(|r| r.cost_nanos).sum()),
-        "latency_ms": {
-            "avg": avg,
-            "p50": percentile(&latencies, 50),
-            "p95": percentile(&latencies, 95),
-            "p99": percentile(&latencies, 99),
+    Ok(HttpResponse::Ok().json(Summary {
+        total,
+        errors,
+        error_rate: if total == 0 {
+            0.0
+        } else {
+            errors as f64 / total as f64
         },
-    })))
+        cost_usd: Money::from_nanos(rows.iter().map(|r| r.cost_nanos).sum()),
+        latency_ms: Latency {
+            avg,
+            p50: percentile(&latencies, 50),
+            p95: percentile(&latencies, 95),
+            p99: percentile(&latencies, 99),
+        },
+    }))
 }
 
 /// Nearest-rank percentile of sorted values; 0 when empty.
@@ -211,14 +347,21 @@ fn grouped(
         .collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// Default: the start of the current budget month.
     from: Option<DateTime<Utc>>,
+    /// Default: its end.
     to: Option<DateTime<Utc>>,
+    /// `day` (default) or `hour` (`/api/v1/usage` only).
     bucket: Option<String>,
 }
 
 /// `GET /api/v1/usage`: the brand's totals, by model, agent, provider and time bucket.
+#[utoipa::path(get, path = "/api/v1/usage", tag = "usage", params(UsageQuery),
+    responses((status = 200, description = "The brand's usage", body = BrandUsage), Failed),
+    security(("brand" = [])))]
 pub async fn brand_usage(
     state: web::Data<AppState>,
     principal: Principal,
@@ -270,6 +413,9 @@ fn period(
 }
 
 /// `GET /api/gate/v1/usage`: the calling token's own usage, budget and rate limits.
+#[utoipa::path(get, path = "/api/gate/v1/usage", tag = "usage", params(UsageQuery),
+    responses((status = 200, description = "The caller's usage", body = TokenUsage), Failed),
+    security(("agent" = []), ("brand" = [])))]
 pub async fn token_usage(
     state: web::Data<AppState>,
     principal: Principal,

@@ -214,7 +214,7 @@ impl TraceFilter {
 }
 
 /// A trace as the API shows it (`client_id` is added by the caller, who knows the brand).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TraceView {
     pub id: String,
     pub created_at: DateTime<Utc>,
@@ -234,7 +234,11 @@ pub struct TraceView {
     pub completion_tokens: i64,
     pub cost_usd: Money,
     pub fallback_used: bool,
+    /// Each upstream call: `{provider, model, integration_id, status, error_code, latency_ms}`.
+    #[schema(value_type = Vec<Object>)]
     pub attempts: serde_json::Value,
+    /// The gateway's phases: `{name, start_ms, duration_ms}`.
+    #[schema(value_type = Vec<Object>)]
     pub spans: serde_json::Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,

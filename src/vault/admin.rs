@@ -10,6 +10,7 @@ use crate::auth::{Operator, Principal};
 use crate::error::{ApiError, ErrorCode};
 use crate::health::HealthStatus;
 use crate::json::Json;
+use crate::openapi::schemas::{Id, VaultFailed};
 use crate::path_id::PathId;
 use crate::providers::Endpoint;
 use crate::state::AppState;
@@ -17,10 +18,90 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
+use utoipa::{IntoParams, ToSchema};
+
+/// This module's operations in the OpenAPI document (also copied under `/api/v1/admin/pool-keys`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_keys,
+    create_key,
+    health_report,
+    test_credentials,
+    get_key,
+    update_key,
+    delete_key,
+    reset_health,
+    test_key
+))]
+pub struct Api;
+
+#[derive(Serialize, ToSchema)]
+struct One {
+    success: bool,
+    integration: IntegrationView,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Page {
+    success: bool,
+    integrations: Vec<IntegrationView>,
+    /// Matching keys in all (the page holds at most `limit`).
+    total: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deleted {
+    success: bool,
+    message: &'static str,
+    deleted_id: i32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct HealthReport {
+    success: bool,
+    summary: HealthSummary,
+    integrations: Vec<KeyHealth>,
+    recommendations: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct HealthSummary {
+    total: usize,
+    healthy: usize,
+    degraded: usize,
+    unhealthy: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+struct KeyHealth {
+    id: i32,
+    provider_name: String,
+    key_label: Option<String>,
+    #[schema(value_type = String)]
+    health_status: &'static str,
+    consecutive_failures: u32,
+    last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
+}
+
+/// What a test call to the provider found.
+#[derive(Serialize, ToSchema)]
+struct Checked {
+    success: bool,
+    latency_ms: u64,
+    error: Option<String>,
+}
+
+fn one(integration: IntegrationView) -> One {
+    One {
+        success: true,
+        integration,
+    }
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("").get(list_keys).post(create_key))
@@ -127,6 +208,11 @@ async fn view(state: &AppState, record: KeyRecord) -> IntegrationView {
     views(state, vec![record]).await.remove(0)
 }
 
+/// Adds a provider key (encrypted at rest); the answer shows a preview of it, never the key.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations",
+    request_body = IntegrationFields,
+    responses((status = 201, description = "Added", body = One), VaultFailed),
+    security(("brand" = [])))]
 async fn create_key(
     state: web::Data<AppState>,
     owner: Owner,
@@ -134,20 +220,27 @@ async fn create_key(
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::create_key(&state.vault, &state.catalog.load(), owner, body.0).await?;
     tracing::info!(integration_id = record.id, provider = %record.provider, "provider key added");
-    Ok(HttpResponse::Created()
-        .json(json!({ "success": true, "integration": view(&state, record).await })))
+    Ok(HttpResponse::Created().json(one(view(&state, record).await)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     provider_name: Option<String>,
+    /// `healthy`, `degraded` or `unhealthy`.
     health_status: Option<String>,
     is_active: Option<bool>,
+    /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     #[serde(default)]
     offset: usize,
 }
 
+/// The owner's keys with live health, filtered and paged.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", params(ListQuery),
+    responses((status = 200, description = "A page of keys", body = Page), VaultFailed),
+    security(("brand" = [])))]
 async fn list_keys(
     state: web::Data<AppState>,
     owner: Owner,
@@ -184,19 +277,30 @@ async fn list_keys(
         .skip(query.offset)
         .take(limit)
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "integrations": page, "total": total })))
+    Ok(HttpResponse::Ok().json(Page {
+        success: true,
+        integrations: page,
+        total,
+    }))
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(Id),
+    responses((status = 200, description = "The key", body = One), VaultFailed),
+    security(("brand" = [])))]
 async fn get_key(
     state: web::Data<AppState>,
     owner: Owner,
     id: PathId,
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::find_key(&state.vault, owner, *id).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "success": true, "integration": view(&state, record).await })))
+    Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
 }
 
+/// Edits a key's settings; the provider and credentials cannot change (add a new key).
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", params(Id),
+    request_body = IntegrationFields,
+    responses((status = 200, description = "The edited key", body = One), VaultFailed),
+    security(("brand" = [])))]
 async fn update_key(
     state: web::Data<AppState>,
     owner: Owner,
@@ -207,10 +311,12 @@ async fn update_key(
     if reenabled {
         state.health.reset(&record.provider, record.id).await;
     }
-    Ok(HttpResponse::Ok()
-        .json(json!({ "success": true, "integration": view(&state, record).await })))
+    Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(Id),
+    responses((status = 200, description = "Deleted", body = Deleted), VaultFailed),
+    security(("brand" = [])))]
 async fn delete_key(
     state: web::Data<AppState>,
     owner: Owner,
@@ -218,9 +324,18 @@ async fn delete_key(
 ) -> Result<HttpResponse, SeedError> {
     manage::delete_key(&state.vault, owner, *id).await?;
     tracing::info!(integration_id = *id, "provider key deleted");
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "message": "Integration deleted successfully", "deleted_id": *id })))
+    Ok(HttpResponse::Ok().json(Deleted {
+        success: true,
+        message: "Integration deleted successfully",
+        deleted_id: *id,
+    }))
 }
 
+/// Marks a key healthy again (after fixing it upstream).
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/reset-health", tag = "integrations",
+    params(Id),
+    responses((status = 200, description = "The key", body = One), VaultFailed),
+    security(("brand" = [])))]
 async fn reset_health(
     state: web::Data<AppState>,
     owner: Owner,
@@ -228,10 +343,13 @@ async fn reset_health(
 ) -> Result<HttpResponse, SeedError> {
     let record = manage::find_key(&state.vault, owner, *id).await?;
     state.health.reset(&record.provider, record.id).await;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "success": true, "integration": view(&state, record).await })))
+    Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
 }
 
+/// Every key's health, with advice.
+#[utoipa::path(get, path = "/api/v1/integrations/health", tag = "integrations",
+    responses((status = 200, description = "The report", body = HealthReport), VaultFailed),
+    security(("brand" = [])))]
 async fn health_report(
     state: web::Data<AppState>,
     owner: Owner,
@@ -243,24 +361,31 @@ async fn health_report(
             .filter(|v| v.health_status == status.as_str())
             .count()
     };
-    let summary = json!({
-        "total": views.len(),
-        "healthy": count(HealthStatus::Healthy),
-        "degraded": count(HealthStatus::Degraded),
-        "unhealthy": count(HealthStatus::Unhealthy),
-    });
+    let summary = HealthSummary {
+        total: views.len(),
+        healthy: count(HealthStatus::Healthy),
+        degraded: count(HealthStatus::Degraded),
+        unhealthy: count(HealthStatus::Unhealthy),
+    };
     let recommendations = recommendations(&state.vault, owner, &views);
-    let integrations: Vec<_> = views
-        .iter()
-        .map(|v| {
-            json!({
-                "id": v.id, "provider_name": v.provider_name, "key_label": v.key_label,
-                "health_status": v.health_status, "consecutive_failures": v.consecutive_failures,
-                "last_used_at": v.last_used_at, "last_error": v.last_error,
-            })
+    let integrations = views
+        .into_iter()
+        .map(|v| KeyHealth {
+            id: v.id,
+            provider_name: v.provider_name,
+            key_label: v.key_label,
+            health_status: v.health_status,
+            consecutive_failures: v.consecutive_failures,
+            last_used_at: v.last_used_at,
+            last_error: v.last_error,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "summary": summary, "integrations": integrations, "recommendations": recommendations })))
+    Ok(HttpResponse::Ok().json(HealthReport {
+        success: true,
+        summary,
+        integrations,
+        recommendations,
+    }))
 }
 
 /// Plain-language next steps for the owner of these keys.
@@ -299,13 +424,19 @@ fn recommendations(vault: &Vault, owner: Owner, views: &[IntegrationView]) -> Ve
     advice
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestCredentials {
     provider_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     credentials: Option<serde_json::Value>,
 }
 
+/// Tries credentials against the provider (lists its models) without storing them.
+#[utoipa::path(post, path = "/api/v1/integrations/test", tag = "integrations",
+    request_body = TestCredentials,
+    responses((status = 200, description = "What the provider said", body = Checked), VaultFailed),
+    security(("brand" = [])))]
 async fn test_credentials(
     state: web::Data<AppState>,
     body: SeedJson<TestCredentials>,
@@ -322,6 +453,10 @@ async fn test_credentials(
     Ok(check(&state, Endpoint::new(provider, &credentials)).await)
 }
 
+/// Tries a stored key against its provider.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "integrations", params(Id),
+    responses((status = 200, description = "What the provider said", body = Checked), VaultFailed),
+    security(("brand" = [])))]
 async fn test_key(
     state: web::Data<AppState>,
     owner: Owner,
@@ -357,6 +492,9 @@ async fn check(
     };
     let latency_ms = started.elapsed().as_millis() as u64;
     let error = result.err().map(|e| e.message);
-    HttpResponse::Ok()
-        .json(json!({ "success": error.is_none(), "latency_ms": latency_ms, "error": error }))
+    HttpResponse::Ok().json(Checked {
+        success: error.is_none(),
+        latency_ms,
+        error,
+    })
 }

@@ -10,20 +10,27 @@ use crate::money::Money;
 use serde::Deserialize;
 
 /// The body of `POST` (provider and credentials required) and `PATCH` (both refused).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationFields {
+    /// A catalog provider id; required on `POST`, refused on `PATCH`.
     provider_name: Option<String>,
+    /// The provider's credential fields (`{"api_key": …}`); required on `POST`, refused on `PATCH`.
+    #[schema(value_type = Option<Object>)]
     credentials: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<String>)]
     key_label: Option<Option<String>>,
     is_active: Option<bool>,
     is_primary: Option<bool>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<u32>)]
     daily_limit: Option<Option<u32>>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<u32>)]
     minute_limit: Option<Option<u32>>,
     #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(value_type = Option<f64>)]
     spend_limit_amount: Option<Option<f64>>,
     spend_limit_period: Option<String>,
     spend_limit_action: Option<String>,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     pub id: i32,
     pub provider_name: String,
@@ -20,6 +20,7 @@ pub struct IntegrationView {
     pub daily_count: u32,
     pub minute_limit: Option<u32>,
     pub minute_count: u32,
+    #[schema(value_type = String, example = "healthy")]
     pub health_status: &'static str,
     pub consecutive_failures: u32,
     pub spend_limit_amount: Option<Money>,

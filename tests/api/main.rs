@@ -23,6 +23,7 @@ mod logs;
 mod media;
 mod metrics;
 mod oauth;
+mod openapi;
 mod otel;
 mod own_redis;
 mod process;

@@ -1,0 +1,133 @@
+//! The gateway's operations in the OpenAPI document. Bodies are OpenAI's, so they are described by
+//! the fields SpiderGate itself reads or adds; every other field is passed on as sent.
+
+use crate::openapi::schemas::open_object;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, schema::AdditionalProperties};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
+
+/// Everything under `/api/gate/v1`.
+pub fn api() -> utoipa::openapi::OpenApi {
+    let mut doc = Generating::openapi();
+    doc.merge(super::models::Api::openapi());
+    doc.merge(super::status::Api::openapi());
+    doc
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    super::chat::chat_completions,
+    super::media::embeddings,
+    super::media::images,
+    super::media::speech,
+    super::media::transcriptions
+))]
+struct Generating;
+
+/// An object with these string properties required, and anything else allowed.
+fn open_with(required: &[&str], description: &str) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(description))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+    for field in required {
+        object = object
+            .property(*field, ObjectBuilder::new().schema_type(Type::String))
+            .required(*field);
+    }
+    object.into()
+}
+
+macro_rules! open_schema {
+    ($name:ident, [$($field:literal),*], $description:literal) => {
+        #[doc = $description]
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                open_with(&[$($field),*], $description)
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
+
+open_schema!(
+    EmbeddingsRequest,
+    ["model"],
+    "OpenAI's embeddings request: `model` (an OpenAI embedding model or `agent/embed*`) and `input`"
+);
+open_schema!(
+    ImagesRequest,
+    ["prompt"],
+    "OpenAI's image request: `prompt` (at most 4000 characters); `model` defaults to `dall-e-2`"
+);
+open_schema!(
+    SpeechRequest,
+    ["model", "input", "voice"],
+    "OpenAI's speech request: `model`, `input` (at most 4096 characters) and `voice`"
+);
+open_schema!(
+    OpenAiObject,
+    [],
+    "The upstream's answer, as OpenAI defines it"
+);
+
+/// OpenAI's chat request: `model` (a catalog id or an alias) and `messages`; everything else is
+/// forwarded.
+pub struct ChatRequest;
+
+impl PartialSchema for ChatRequest {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "OpenAI's chat request: `model` (a catalog id or an alias such as `spideriq/fast`) \
+                 and `messages`; other fields are forwarded as sent",
+            ))
+            .property("model", ObjectBuilder::new().schema_type(Type::String))
+            .required("model")
+            .property("messages", ArrayBuilder::new().items(open_object()))
+            .required("messages")
+            .property("stream", ObjectBuilder::new().schema_type(Type::Boolean))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl ToSchema for ChatRequest {}
+
+/// OpenAI's chat completion, with the gateway's model id and `spidergate_metadata`.
+pub struct ChatCompletion;
+
+impl PartialSchema for ChatCompletion {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("model", ObjectBuilder::new().schema_type(Type::String))
+            .required("model")
+            .property("choices", ArrayBuilder::new().items(open_object()))
+            .required("choices")
+            .property("spidergate_metadata", SpiderGateMetadata::schema())
+            .required("spidergate_metadata")
+            .property(
+                "spidergate_route_trace",
+                ArrayBuilder::new().items(open_object()),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl ToSchema for ChatCompletion {}
+
+/// Which provider and model served, what it cost, and whether a fallback did.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: written by chat::render")]
+struct SpiderGateMetadata {
+    provider: String,
+    provider_model: String,
+    latency_ms: u64,
+    cost_usd: crate::money::Money,
+    fallback_used: bool,
+    original_model: String,
+}
