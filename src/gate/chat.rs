@@ -37,7 +37,7 @@ pub struct GateQuery {
     request_body = super::openapi::ChatRequest,
     responses(
         (status = 200, description = "The completion (JSON), or its event stream",
-            content((super::openapi::ChatCompletion = "application/json"), (String = "text/event-stream"))),
+            content((super::openapi::ChatCompletion = "application/json"), (super::openapi::StreamEvent = "text/event-stream"))),
         crate::openapi::schemas::Failed),
     security(("agent" = [])))]
 pub async fn chat_completions(

@@ -120,6 +120,16 @@ impl PartialSchema for ChatCompletion {
 
 impl ToSchema for ChatCompletion {}
 
+/// One server-sent event of a streamed completion: `data` holds a chunk (OpenAI's
+/// `chat.completion.chunk` JSON, the last one with `usage` and `spidergate_metadata`), then `[DONE]`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema: written by stream.rs")]
+pub struct StreamEvent {
+    data: String,
+    #[schema(required = false)]
+    event: Option<String>,
+}
+
 /// Which provider and model served, what it cost, and whether a fallback did.
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "a schema: written by chat::render")]

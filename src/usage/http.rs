@@ -146,17 +146,29 @@ pub struct TraceQuery {
     status: Option<String>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    #[param(maximum = 9223372036854775807_u64)]
     min_latency_ms: Option<u64>,
     min_cost_usd: Option<f64>,
     /// 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
     #[serde(default)]
+    #[param(maximum = 9223372036854775807_u64)]
     offset: u64,
 }
 
 impl TraceQuery {
     fn filter(&self, principal: &Principal) -> Result<TraceFilter, ApiError> {
+        // The databases compare signed 64-bit integers: a larger bound is a client error.
+        if self
+            .min_latency_ms
+            .is_some_and(|ms| i64::try_from(ms).is_err())
+        {
+            return Err(ApiError::invalid_field(
+                "min_latency_ms",
+                "must be at most 2^63 - 1",
+            ));
+        }
         let status = match self.status.as_deref() {
             None => None,
             Some("success") => Some(TraceStatus::Success),
@@ -210,6 +222,12 @@ async fn list_traces(
         return Err(ApiError::invalid_field(
             "limit",
             "must be between 1 and 200",
+        ));
+    }
+    if i64::try_from(query.offset).is_err() {
+        return Err(ApiError::invalid_field(
+            "offset",
+            "must be at most 2^63 - 1",
         ));
     }
     let filter = query.filter(&principal)?;

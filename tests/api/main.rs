@@ -23,6 +23,7 @@ mod logs;
 mod media;
 mod metrics;
 mod oauth;
+mod openai_sdk;
 mod openapi;
 mod otel;
 mod own_redis;

@@ -192,3 +192,28 @@ async fn a_port_in_use_exits_1_with_one_clear_message() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     drop(taken);
 }
+
+/// Found by schemathesis: an offset past what a database integer holds panicked the worker.
+#[actix_web::test]
+async fn trace_bounds_past_a_database_integer_are_a_400_not_a_crash() {
+    let app = spawn_app().await;
+    let (credential, _) = app.brand_with_token().await;
+    for query in [
+        "offset=9223372036854775808",
+        "min_latency_ms=18446744073709551615",
+    ] {
+        for path in ["/api/v1/traces", "/api/v1/traces/summary"] {
+            let reply = app.get(&format!("{path}?{query}"), Some(&credential)).await;
+            if path.ends_with("summary") && query.starts_with("offset") {
+                assert_eq!(reply.status, StatusCode::OK, "the summary has no pages");
+                continue;
+            }
+            reply.assert_error(400, "invalid_request");
+            assert_eq!(
+                reply.body["error"]["param"],
+                query.split('=').next().unwrap()
+            );
+        }
+    }
+    still_serving(&app).await;
+}
