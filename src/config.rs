@@ -36,6 +36,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub metrics: MetricsConfig,
     pub otel: OtelConfig,
+    pub alerts: AlertsConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
@@ -158,6 +159,23 @@ pub struct MetricsConfig {
     pub per_token: bool,
     /// A per-token series nothing updated for this long is dropped.
     pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where alert webhooks are posted; empty: none.
+    pub webhook_url: Secret,
+    /// Signs each webhook (`X-SpiderGate-Signature`); empty: unsigned.
+    pub webhook_secret: Secret,
+    /// Also email each alert here (over `[mail]`); empty: no email.
+    pub email: String,
+}
+
+impl AlertsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.webhook_url.is_empty() || !self.email.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +404,17 @@ impl Config {
         }
         if self.oauth.flow_ttl_secs == 0 {
             bail!("invalid config at `oauth.flow_ttl_secs`: must be positive");
+        }
+        let hook = self.alerts.webhook_url.expose();
+        if !hook.is_empty()
+            && !url::Url::parse(hook).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            bail!("invalid config at `alerts.webhook_url`: expected an http(s) URL");
+        }
+        if !self.alerts.email.is_empty()
+            && !crate::brands::manage::is_plausible_email(&self.alerts.email)
+        {
+            bail!("invalid config at `alerts.email`: expected an email address");
         }
         let otel = &self.otel;
         if !otel.endpoint.is_empty() && url::Url::parse(&otel.endpoint).is_err() {

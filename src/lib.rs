@@ -2,6 +2,7 @@
 //!
 //! [`run`] is the one construction path, used by `main` and by the integration tests alike.
 
+pub mod alerts;
 pub mod auth;
 pub mod body;
 pub mod brands;
@@ -257,6 +258,26 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             on_error: config.redis.on_error,
             replicas: replicas.clone(),
         });
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
+        .tcp_nodelay(true)
+        .build()
+        .context("building the upstream HTTP client")?;
+    let mailer = invites::Mailer::start(
+        &config.mail,
+        &config.alerts,
+        http.clone(),
+        db.clone(),
+        clock.clone(),
+    )?;
+    let (stop, stopping) = watch::channel(false);
+    let (alerts, alerting) = alerts::Alerts::start(
+        &config.alerts,
+        db.clone(),
+        mailer.clone(),
+        clock.clone(),
+        stopping.clone(),
+    );
     let providers = catalog.providers().iter().map(|p| p.id.clone());
     let health = Health::start(
         providers,
@@ -265,6 +286,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         &key_spend,
         &clock,
         shared_keys,
+        alerts.clone(),
     );
     let budgets = Budgets::new(
         usage::load_token_seeds(&db, now).await?,
@@ -275,16 +297,10 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         followed
             .as_ref()
             .map(|(_, replicas)| limits::Leases::new(db.clone(), replicas.clone())),
+        alerts.clone(),
     );
-    let mailer = invites::Mailer::start(&config.mail, db.clone(), clock.clone())?;
     let usage = UsageWriter::start(db.clone(), &config.usage);
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
-        .tcp_nodelay(true)
-        .build()
-        .context("building the upstream HTTP client")?;
     let recorded = metrics::Metrics::new(&config.metrics);
-    let (stop, stopping) = watch::channel(false);
     let (otel, exporting) = otel::Otel::start(&config.otel, http.clone(), stopping.clone());
     let state = AppState {
         config: Arc::new(config),
@@ -303,6 +319,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         replicas: followed.as_ref().map(|(_, replicas)| replicas.clone()),
         metrics: recorded,
         otel,
+        alerts,
     };
     let mut tasks = vec![
         actix_web::rt::spawn(invites::reauth::listen(
@@ -317,6 +334,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
                 http: state.http.clone(),
                 config: state.config.clone(),
                 clock: state.clock.clone(),
+                alerts: state.alerts.clone(),
                 stop: stopping.clone(),
             }
             .run(),
@@ -324,6 +342,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     ];
     // Stopped with the other loops, after the server: every finished request's spans are queued.
     tasks.extend(exporting);
+    tasks.extend(alerting);
     if let Some(windows) = windows {
         // What each kind of window admitted here, replayed into a Redis that came back empty.
         let budgets = state.budgets.clone();

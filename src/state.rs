@@ -48,4 +48,6 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Spans of finished requests to the OTLP collector (off without `otel.endpoint`).
     pub otel: crate::otel::Otel,
+    /// Signed webhooks and emails for operators (off unless `[alerts]` sends somewhere).
+    pub alerts: crate::alerts::Alerts,
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one module per table. Only the `store.rs` file of each concern imports these.
 
 pub mod agent_token;
+pub mod alert_event;
 pub mod alias_override;
 pub mod brand;
 pub mod integration;

@@ -1,4 +1,4 @@
-//! `outbox`: every email, written in the same transaction as what caused it, until it is sent.
+//! `outbox`: every email and alert webhook (`channel`), written in the same transaction as what caused it, until it is sent.
 
 use sea_orm::entity::prelude::*;
 
@@ -16,6 +16,8 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
+    /// `email`, or `webhook` (posted to `alerts.webhook_url`; `text_body` is the JSON payload).
+    pub channel: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261201_000007_create_oauth_flows;
 mod m20261202_000008_create_cache_events;
 mod m20261202_000009_create_replicas;
 mod m20261202_000010_create_budget_leases;
+mod m20261202_000011_create_alert_events;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_create_cache_events::Migration),
             Box::new(m20261202_000009_create_replicas::Migration),
             Box::new(m20261202_000010_create_budget_leases::Migration),
+            Box::new(m20261202_000011_create_alert_events::Migration),
         ]
     }
 }

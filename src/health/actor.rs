@@ -71,6 +71,7 @@ pub struct KeyHealthActor {
     clock: Clock,
     /// Replicas share health through Redis: failures and clean slates are sent there too.
     shared: Option<SharedHealth>,
+    alerts: crate::alerts::Alerts,
 }
 
 impl KeyHealthActor {
@@ -91,9 +92,16 @@ impl KeyHealthActor {
             vault,
             clock,
             shared,
+            alerts: crate::alerts::Alerts::default(),
         };
         actor.publish();
         actor
+    }
+
+    /// Raises alerts when a key turns unhealthy, is disabled or reaches its spend limit.
+    pub fn alerting(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Tells the other replicas what a call did to the key (a failure, or a clean slate after
@@ -164,8 +172,9 @@ impl Handler<TakeSlot> for KeyHealthActor {
                 best = Some((candidate, key.last_used));
             }
         }
-        let id = best?.0.id;
+        let (id, limits) = best.map(|(b, _)| (b.id, b.limits))?;
         let key = self.keys.entry(id).or_default();
+        key.spend_limit = limits.spend;
         let probe = key.take(now, today, wall);
         let (minute, day) = key.counts(now, today);
         Some(Taken {
@@ -211,7 +220,25 @@ impl Handler<ReportOutcome> for KeyHealthActor {
         let consequence = match &msg.outcome {
             Outcome::Served { cost } => {
                 key.succeed();
-                key.add_spend(*cost, self.clock.today());
+                let today = self.clock.today();
+                let reached_before = key.spend_limit.map(|l| key.over_spend(l, today));
+                key.add_spend(*cost, today);
+                if let Some(limit) = key.spend_limit
+                    && reached_before == Some(false)
+                    && key.over_spend(limit, today)
+                {
+                    let (day, month) = key.spend(today);
+                    let spent = if limit.daily { day } else { month };
+                    let provider = &self.provider;
+                    self.alerts.key_spend_limit(
+                        provider,
+                        msg.id,
+                        limit.limit,
+                        spent,
+                        limit.daily,
+                        today,
+                    );
+                }
                 Consequence::None
             }
             // A failure is rare: its message is copied, the served path allocates nothing.
@@ -227,8 +254,18 @@ impl Handler<ReportOutcome> for KeyHealthActor {
         }
         if status_changed {
             self.publish();
+            if after.0 == HealthStatus::Unhealthy {
+                let error = self.keys.get(&msg.id).and_then(|k| k.last_error.as_deref());
+                let now = self.clock.now();
+                self.alerts
+                    .key_health("key.unhealthy", &self.provider, msg.id, now, error);
+            }
         }
         if consequence == Consequence::Disable {
+            let error = self.keys.get(&msg.id).and_then(|k| k.last_error.as_deref());
+            let now = self.clock.now();
+            self.alerts
+                .key_health("key.disabled", &self.provider, msg.id, now, error);
             let vault = self.vault.clone();
             actix::spawn(async move { vault.disable_for_auth_failures(msg.id).await });
         }

@@ -70,6 +70,7 @@ impl Health {
         spend: &HashMap<i32, IntegrationSpend>,
         clock: &Clock,
         shared: Option<SharedKeys>,
+        alerts: crate::alerts::Alerts,
     ) -> Health {
         let today = clock.today();
         let snapshot = vault.snapshot();
@@ -97,6 +98,7 @@ impl Health {
                 clock.clone(),
                 shared.as_ref().map(|s| s.health.clone()),
             )
+            .alerting(alerts.clone())
             .start();
             map.insert(provider, ProviderHealth { actor, statuses });
         }

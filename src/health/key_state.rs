@@ -91,6 +91,8 @@ pub struct KeyState {
     pub last_used: Option<chrono::DateTime<chrono::Utc>>,
     pub last_error: Option<String>,
     spend: SpendCounter,
+    /// The key's spend limit as its last request saw it, for the alert when spend reaches it.
+    pub spend_limit: Option<SpendBlock>,
 }
 
 /// A key's spend today and this calendar month (UTC), for `spend_limit_*`.
@@ -143,6 +145,8 @@ pub struct KeyLimits {
     pub per_day: Option<u32>,
     /// Set when `spend_limit_action` is `block`.
     pub block: Option<SpendBlock>,
+    /// The spend limit whatever its action: reaching it raises an alert.
+    pub spend: Option<SpendBlock>,
 }
 
 /// A key's spend limit when its action is `block`: the amount, and whether it is daily.
@@ -334,6 +338,7 @@ mod tests {
         per_minute: None,
         per_day: None,
         block: None,
+        spend: None,
     };
 
     fn wall() -> chrono::DateTime<chrono::Utc> {
@@ -468,7 +473,7 @@ mod tests {
                     &KeyLimits {
                         per_minute: Some(2),
                         per_day: Some(3),
-                        block: None
+                        ..NONE
                     },
                     t0,
                     today()
@@ -482,7 +487,7 @@ mod tests {
                 &KeyLimits {
                     per_minute: Some(2),
                     per_day: Some(3),
-                    block: None
+                    ..NONE
                 },
                 t0,
                 today()
@@ -496,7 +501,7 @@ mod tests {
                 &KeyLimits {
                     per_minute: Some(2),
                     per_day: Some(3),
-                    block: None
+                    ..NONE
                 },
                 later,
                 today()

@@ -1,4 +1,4 @@
-//! `InviteMailer`: sends the outbox over SMTP, retrying with back-off, resuming after restarts.
+//! `InviteMailer`: sends the outbox (emails over SMTP, alert webhooks over HTTP), retrying with back-off, resuming after restarts.
 //!
 //! The outbox table is the queue: the actor only decides *when* to look at it (at start, on
 //! `Wake`, and every `mail.poll_secs`), and one drain runs at a time. Each email is claimed
@@ -8,7 +8,7 @@
 
 use super::store::{self, Mail};
 use crate::clock::Clock;
-use crate::config::{MailConfig, MailTls};
+use crate::config::{AlertsConfig, MailConfig, MailTls};
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -40,6 +40,9 @@ pub struct InviteMailer {
     retry_max: Duration,
     draining: bool,
     again: bool,
+    /// Alert webhooks ride the same outbox.
+    http: reqwest::Client,
+    alerts: std::sync::Arc<AlertsConfig>,
 }
 
 impl InviteMailer {
@@ -56,9 +59,10 @@ impl InviteMailer {
             self.from.clone(),
             self.retry_max,
         );
+        let (http, alerts) = (self.http.clone(), self.alerts.clone());
         let me = ctx.address();
         actix::spawn(async move {
-            deliver_due(&db, &clock, &transport, &from, retry_max).await;
+            deliver_due(&db, &clock, &transport, &from, retry_max, (&http, &alerts)).await;
             me.do_send(Drained);
         });
     }
@@ -111,6 +115,7 @@ async fn deliver_due(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
     retry_max: Duration,
+    webhooks: (&reqwest::Client, &AlertsConfig),
 ) {
     loop {
         let due = match store::due_mail(db, clock.now(), 20).await {
@@ -132,13 +137,29 @@ async fn deliver_due(
                     return;
                 }
             }
-            let result = match compose(from, &pending.mail) {
-                Ok(message) => transport
-                    .send(message)
+            let result = match pending.channel.as_str() {
+                "webhook" => {
+                    let mail = &pending.mail;
+                    let now = clock.now().timestamp();
+                    let (http, config) = webhooks;
+                    crate::alerts::webhook::post(
+                        http,
+                        config,
+                        pending.id,
+                        &mail.subject,
+                        &mail.text,
+                        now,
+                    )
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(err) => Err(err),
+                }
+                _ => match compose(from, &pending.mail) {
+                    Ok(message) => transport
+                        .send(message)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Err(err) => Err(err),
+                },
             };
             let written = match result {
                 Ok(()) => store::mark_sent(db, pending.id, clock.now()).await,
@@ -184,6 +205,8 @@ pub struct Mailer {
 impl Mailer {
     pub fn start(
         config: &MailConfig,
+        alerts: &AlertsConfig,
+        http: reqwest::Client,
         db: DatabaseConnection,
         clock: Clock,
     ) -> anyhow::Result<Mailer> {
@@ -218,6 +241,8 @@ impl Mailer {
             retry_max: Duration::from_secs(config.retry_max_secs.max(1)),
             draining: false,
             again: false,
+            http,
+            alerts: std::sync::Arc::new(alerts.clone()),
         }
         .start();
         Ok(Mailer { actor })

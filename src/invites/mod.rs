@@ -16,6 +16,6 @@ mod mailer;
 pub mod oauth;
 pub mod pages;
 pub mod reauth;
-mod store;
+pub(crate) mod store;
 
 pub use mailer::Mailer;

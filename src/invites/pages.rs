@@ -362,6 +362,18 @@ pub(super) async fn save_credentials(
                 integration_id,
                 "contributed key stored"
             );
+            state.alerts.raise(crate::alerts::Alert {
+                key: format!("invite.used:{}", invite.id),
+                kind: "invite.used",
+                brand_id: Some(invite.brand_id),
+                data: serde_json::json!({
+                    "invite_id": invite.id,
+                    "kind": invite.kind.as_str(),
+                    "email": invite.email,
+                    "provider": invite.provider_name,
+                    "integration_id": integration_id,
+                }),
+            });
             Ok(())
         }
         Err(err) => {

@@ -105,6 +105,23 @@ pub struct Mail {
     pub html: String,
 }
 
+/// An outbox row for `mail`, due now: `channel` is `email`, or `webhook` (an alert's JSON in `text`).
+pub fn queued(mail: Mail, channel: &str, now: DateTime<Utc>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        to_email: Set(mail.to),
+        subject: Set(mail.subject),
+        text_body: Set(mail.text),
+        html_body: Set(mail.html),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        sent_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        channel: Set(channel.to_owned()),
+        ..Default::default()
+    }
+}
+
 /// Writes the invite and its email in one transaction: both exist, or neither.
 pub async fn insert_invite_with_mail(
     db: &DatabaseConnection,
@@ -129,20 +146,7 @@ pub async fn insert_invite_with_mail(
     }
     .insert(&txn)
     .await?;
-    outbox::ActiveModel {
-        to_email: Set(mail.to),
-        subject: Set(mail.subject),
-        text_body: Set(mail.text),
-        html_body: Set(mail.html),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        sent_at: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    queued(mail, "email", now).insert(&txn).await?;
     txn.commit().await?;
     Ok(row.into())
 }
@@ -239,6 +243,8 @@ pub async fn set_integration(
 pub struct Pending {
     pub id: i32,
     pub attempts: i32,
+    /// `email` or `webhook`.
+    pub channel: String,
     pub mail: Mail,
 }
 
@@ -260,6 +266,7 @@ pub async fn due_mail(
         .map(|r| Pending {
             id: r.id,
             attempts: r.attempts,
+            channel: r.channel,
             mail: Mail {
                 to: r.to_email,
                 subject: r.subject,

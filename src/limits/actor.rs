@@ -80,6 +80,11 @@ pub struct BudgetActor {
     parked: Arc<DashMap<i32, TokenBudget>>,
     clock: Clock,
     leases: Option<Leases>,
+    /// Raises the 80 % and 100 % alerts: the handle, the token's brand, and the cap and anchor
+    /// day of the token's budget as its last request carried them.
+    alerts: crate::alerts::Alerts,
+    brand_id: i32,
+    budget_of: Option<(crate::money::Money, Option<u32>)>,
 }
 
 impl BudgetActor {
@@ -101,7 +106,17 @@ impl BudgetActor {
             parked,
             clock,
             leases,
+            alerts: crate::alerts::Alerts::default(),
+            brand_id: 0,
+            budget_of: None,
         }
+    }
+
+    /// Raises budget alerts for a token of `brand_id`.
+    pub fn alerting(mut self, alerts: crate::alerts::Alerts, brand_id: i32) -> Self {
+        self.alerts = alerts;
+        self.brand_id = brand_id;
+        self
     }
 
     fn budget(&mut self) -> &mut TokenBudget {
@@ -157,6 +172,10 @@ impl Handler<Reserve> for BudgetActor {
 
     fn handle(&mut self, msg: Reserve, _: &mut Context<Self>) -> Self::Result {
         let ttl = self.hold_ttl;
+        self.budget_of = msg
+            .limits
+            .monthly_budget
+            .map(|cap| (cap, msg.limits.anchor_day));
         self.budget()
             .admit(&msg.limits, &msg.estimate, msg.now, ttl, msg.renewed)
     }
@@ -185,7 +204,22 @@ impl Handler<Settle> for BudgetActor {
     type Result = ();
 
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) {
+        let now = self.clock.now();
+        let Some((cap, anchor)) = self.budget_of else {
+            self.budget().settle(msg.hold_id, msg.cost);
+            return;
+        };
+        let before = self.budget().spent(now, anchor);
         self.budget().settle(msg.hold_id, msg.cost);
+        let after = self.budget().spent(now, anchor);
+        let period = crate::limits::BudgetPeriod::containing(now, anchor);
+        self.alerts.budget_spent(
+            self.token_id,
+            self.brand_id,
+            period.start,
+            (before, after),
+            cap,
+        );
     }
 }
 

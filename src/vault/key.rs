@@ -55,17 +55,15 @@ impl KeyRecord {
 
     /// The limits health enforces when this key takes a request.
     pub fn limits(&self) -> KeyLimits {
-        let block = (self.spend_limit_action == "block")
-            .then_some(self.spend_limit)
-            .flatten()
-            .map(|limit| SpendBlock {
-                limit,
-                daily: self.spend_limit_period == "daily",
-            });
+        let spend = self.spend_limit.map(|limit| SpendBlock {
+            limit,
+            daily: self.spend_limit_period == "daily",
+        });
         KeyLimits {
             per_minute: self.minute_limit,
             per_day: self.daily_limit,
-            block,
+            block: spend.filter(|_| self.spend_limit_action == "block"),
+            spend,
         }
     }
 

@@ -35,6 +35,7 @@ pub struct OAuthRefresher {
     pub http: reqwest::Client,
     pub config: Arc<Config>,
     pub clock: Clock,
+    pub alerts: crate::alerts::Alerts,
     /// Fires at shutdown: the loop returns after the round under way, so a refresh token the
     /// provider has just rotated is always stored before the process ends.
     pub stop: watch::Receiver<bool>,
@@ -160,6 +161,17 @@ impl OAuthRefresher {
                     "OAuth token refresh failed: {err}"
                 );
                 if let OAuthError::Refused(_) = err {
+                    // Once per key per day: a refused refresh is retried at every look.
+                    self.alerts.raise(crate::alerts::Alert {
+                        key: format!("oauth.refresh_refused:{id}:{}", self.clock.today()),
+                        kind: "oauth.refresh_refused",
+                        brand_id: key.record.owner.brand_id(),
+                        data: serde_json::json!({
+                            "integration_id": id,
+                            "provider": provider,
+                            "error": err.to_string(),
+                        }),
+                    });
                     self.health.report(
                         provider,
                         id,

@@ -7,6 +7,7 @@
 )]
 
 mod accounting;
+mod alerts;
 mod auth;
 mod bodies;
 mod brands;
@@ -42,3 +43,4 @@ mod streaming;
 mod tokens;
 mod upstream_faults;
 mod vault;
+mod webhook_sink;

@@ -6,6 +6,7 @@ use crate::fake_oauth::FakeOAuth;
 use crate::helpers::{TestApp, TestDb, eventually};
 use crate::invites::{invite, link_token, mailing_app, page, token_in};
 use crate::smtp_sink::SmtpSink;
+use crate::webhook_sink::WebhookSink;
 use reqwest::StatusCode;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -17,8 +18,22 @@ const GROQ: &str = "groq/llama-3.1-8b-instant";
 
 /// Groq keys come from OAuth sign-in at `oauth`; the vault looks for due tokens every second.
 async fn app_with_oauth_on(db: TestDb, sink: &SmtpSink, oauth: &FakeOAuth) -> TestApp {
+    app_alerting_with_oauth_on(db, sink, oauth, None).await
+}
+
+/// The same, with alerts posted to `hook`.
+async fn app_alerting_with_oauth_on(
+    db: TestDb,
+    sink: &SmtpSink,
+    oauth: &FakeOAuth,
+    hook: Option<&WebhookSink>,
+) -> TestApp {
     let client = oauth.client();
+    let hook = hook.map(|h| h.url.clone());
     mailing_app(db, sink.port, move |config| {
+        if let Some(url) = hook {
+            config.alerts.webhook_url = spidergate::secret::Secret::new(url);
+        }
         config.providers.entry("groq".into()).or_default().oauth = Some(client);
         config.oauth.refresh_check_secs = 1;
         config.oauth.refresh_before_secs = 300;
@@ -116,6 +131,8 @@ async fn refresh_when_due(app: &TestApp, oauth: &FakeOAuth) {
 /// A brand whose Groq key its owner contributed by signing in from the emailed invite.
 struct SignedIn {
     sink: SmtpSink,
+    /// Receives the app's alerts.
+    hook: WebhookSink,
     oauth: FakeOAuth,
     app: TestApp,
     /// The brand's credential.
@@ -125,7 +142,8 @@ struct SignedIn {
 async fn signed_in(db: TestDb) -> SignedIn {
     let sink = SmtpSink::start(0).await;
     let oauth = FakeOAuth::start().await;
-    let app = app_with_oauth_on(db, &sink, &oauth).await;
+    let hook = WebhookSink::start().await;
+    let app = app_alerting_with_oauth_on(db, &sink, &oauth, Some(&hook)).await;
     let (_, credential) = app.create_brand("Acme").await;
     invite(&app, &credential, "groq").await;
     let token = token_in(&sink.wait_for(1, Duration::from_secs(10)).await);
@@ -134,6 +152,7 @@ async fn signed_in(db: TestDb) -> SignedIn {
     assert!(done.contains("Thank you"), "{done}");
     SignedIn {
         sink,
+        hook,
         oauth,
         app,
         credential,
@@ -275,10 +294,16 @@ async fn signing_in_from_the_emailed_link_stores_a_key_that_the_vault_keeps_fres
 async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in_place() {
     let SignedIn {
         sink,
+        hook,
         oauth,
         app,
         credential,
     } = signed_in(TestDb::fresh().await).await;
+    let used = hook
+        .wait_for("invite.used", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(used[0].body["data"]["provider"], "groq");
+    assert_eq!(used[0].body["data"]["kind"], "invite");
     let id = integrations(&app, &credential).await["integrations"][0]["id"].clone();
 
     oauth.refuse_refresh(true);
@@ -290,6 +315,17 @@ async fn a_refused_refresh_disables_the_key_and_the_reauth_sign_in_repairs_it_in
     );
     let refused = oauth.refresh_calls();
     assert_eq!(refused, 3, "three refused refreshes disable the key");
+    let disabled = hook
+        .wait_for("key.disabled", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(disabled[0].body["data"]["integration_id"], id);
+    let refusals = hook.of("oauth.refresh_refused");
+    assert_eq!(
+        refusals.len(),
+        1,
+        "three refusals in a day are one alert: {refusals:?}"
+    );
+    assert!(!format!("{:?}", hook.received()).contains("oauth-refresh-0001"));
     let key = integrations(&app, &credential).await["integrations"][0].clone();
     assert_eq!(
         (key["is_active"].as_bool(), key["disabled_reason"].as_str()),
