@@ -29,6 +29,14 @@ pub struct Alert {
     pub data: Value,
 }
 
+/// The provider key an alert is about; `brand_id` is its owner (`None` for a pool key).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    pub provider: &'a str,
+    pub integration_id: i32,
+    pub brand_id: Option<i32>,
+}
+
 /// Where alerts are raised; cheap to clone. Off when no webhook and no email is configured.
 #[derive(Clone, Default)]
 pub struct Alerts {
@@ -104,11 +112,15 @@ impl Alerts {
     pub fn key_health(
         &self,
         kind: &'static str,
-        provider: &str,
-        integration_id: i32,
+        key: KeyRef<'_>,
         at: DateTime<Utc>,
         detail: Option<&str>,
     ) {
+        let KeyRef {
+            provider,
+            integration_id,
+            brand_id,
+        } = key;
         let bucket = match kind {
             "key.disabled" => at.timestamp(),
             _ => at.timestamp() / 3600,
@@ -116,7 +128,7 @@ impl Alerts {
         self.raise(Alert {
             key: format!("{kind}:{integration_id}:{bucket}"),
             kind,
-            brand_id: None,
+            brand_id,
             data: json!({
                 "integration_id": integration_id,
                 "provider": provider,
@@ -128,13 +140,17 @@ impl Alerts {
     /// A key's spend reached its `spend_limit_amount` (once per key per limit period).
     pub fn key_spend_limit(
         &self,
-        provider: &str,
-        integration_id: i32,
+        key: KeyRef<'_>,
         limit: Money,
         spent: Money,
         daily: bool,
         today: chrono::NaiveDate,
     ) {
+        let KeyRef {
+            provider,
+            integration_id,
+            brand_id,
+        } = key;
         let period = if daily {
             today.to_string()
         } else {
@@ -143,7 +159,7 @@ impl Alerts {
         self.raise(Alert {
             key: format!("key.spend_limit:{integration_id}:{period}"),
             kind: "key.spend_limit",
-            brand_id: None,
+            brand_id,
             data: json!({
                 "integration_id": integration_id,
                 "provider": provider,

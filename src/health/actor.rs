@@ -154,6 +154,18 @@ impl Actor for KeyHealthActor {
     type Context = Context<Self>;
 }
 
+/// The key `id` of `provider` for an alert, with its owner from the vault.
+fn key_ref<'a>(provider: &'a str, vault: &Vault, id: i32) -> crate::alerts::KeyRef<'a> {
+    crate::alerts::KeyRef {
+        provider,
+        integration_id: id,
+        brand_id: vault
+            .snapshot()
+            .get(id)
+            .and_then(|k| k.record.owner.brand_id()),
+    }
+}
+
 impl Handler<TakeSlot> for KeyHealthActor {
     type Result = Option<Taken>;
 
@@ -229,15 +241,9 @@ impl Handler<ReportOutcome> for KeyHealthActor {
                 {
                     let (day, month) = key.spend(today);
                     let spent = if limit.daily { day } else { month };
-                    let provider = &self.provider;
-                    self.alerts.key_spend_limit(
-                        provider,
-                        msg.id,
-                        limit.limit,
-                        spent,
-                        limit.daily,
-                        today,
-                    );
+                    let about = key_ref(&self.provider, &self.vault, msg.id);
+                    self.alerts
+                        .key_spend_limit(about, limit.limit, spent, limit.daily, today);
                 }
                 Consequence::None
             }
@@ -256,16 +262,16 @@ impl Handler<ReportOutcome> for KeyHealthActor {
             self.publish();
             if after.0 == HealthStatus::Unhealthy {
                 let error = self.keys.get(&msg.id).and_then(|k| k.last_error.as_deref());
+                let about = key_ref(&self.provider, &self.vault, msg.id);
                 let now = self.clock.now();
-                self.alerts
-                    .key_health("key.unhealthy", &self.provider, msg.id, now, error);
+                self.alerts.key_health("key.unhealthy", about, now, error);
             }
         }
         if consequence == Consequence::Disable {
             let error = self.keys.get(&msg.id).and_then(|k| k.last_error.as_deref());
+            let about = key_ref(&self.provider, &self.vault, msg.id);
             let now = self.clock.now();
-            self.alerts
-                .key_health("key.disabled", &self.provider, msg.id, now, error);
+            self.alerts.key_health("key.disabled", about, now, error);
             let vault = self.vault.clone();
             actix::spawn(async move { vault.disable_for_auth_failures(msg.id).await });
         }

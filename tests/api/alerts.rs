@@ -50,6 +50,11 @@ fn assert_signed(delivery: &Delivery) {
     assert_eq!(delivery.headers["content-type"], "application/json");
 }
 
+/// A soft monthly budget of 1.2 requests: the first crosses 80 %, the second 100 %.
+fn soft_budget(cost_of_one: f64) -> serde_json::Value {
+    json!({ "name": "soft", "monthly_budget_usd": cost_of_one * 1.2, "budget_mode": "soft" })
+}
+
 /// Cost of one `chat` of `model` at the fake's usage.
 async fn cost_of_one_chat(app: &TestApp, credential: &str, model: &str) -> f64 {
     let (token, _) = app.mint_token(credential, json!({ "name": "probe" })).await;
@@ -69,7 +74,7 @@ async fn a_budget_alerts_once_at_80_and_once_at_100_percent_signed_and_emailed()
     app.add_key(&credential, "openai", "sk-openai-alerts-1", json!({}))
         .await;
     let cost = cost_of_one_chat(&app, &credential, OPENAI).await;
-    let soft = json!({ "name": "soft", "monthly_budget_usd": cost * 1.2, "budget_mode": "soft" });
+    let soft = soft_budget(cost);
     let (token, minted) = app.mint_token(&credential, soft.clone()).await;
 
     assert_eq!(app.chat(&token, OPENAI).await.status, StatusCode::OK);
@@ -121,12 +126,7 @@ async fn a_refused_delivery_is_retried_under_the_same_delivery_id() {
     app.add_key(&credential, "openai", "sk-openai-alerts-2", json!({}))
         .await;
     let cost = cost_of_one_chat(&app, &credential, OPENAI).await;
-    let (token, _) = app
-        .mint_token(
-            &credential,
-            json!({ "name": "soft", "monthly_budget_usd": cost * 1.2, "budget_mode": "soft" }),
-        )
-        .await;
+    let (token, _) = app.mint_token(&credential, soft_budget(cost)).await;
     hook.refuse_next(1);
     assert_eq!(app.chat(&token, OPENAI).await.status, StatusCode::OK);
     let deliveries = hook.wait_for("budget.80_percent", 2, WAIT).await;
@@ -164,6 +164,7 @@ async fn a_key_turning_unhealthy_and_a_key_reaching_its_spend_limit_alert_once()
     assert_signed(&unhealthy[0]);
     assert_eq!(unhealthy[0].body["data"]["integration_id"], flaky);
     assert_eq!(unhealthy[0].body["data"]["provider"], "groq");
+    assert!(unhealthy[0].body["brand_id"].is_number(), "the key's owner");
 
     // A key that has spent one request's cost today, limited to one and a half.
     let limited = app
@@ -191,8 +192,7 @@ async fn a_key_turning_unhealthy_and_a_key_reaching_its_spend_limit_alert_once()
     assert_eq!(reached[0].body["data"]["integration_id"], limited);
     assert_eq!(reached[0].body["data"]["period"], "daily");
     // An event raised after all of them: once it is in, no repeat is still on its way.
-    let soft = json!({ "name": "soft", "monthly_budget_usd": cost * 1.2, "budget_mode": "soft" });
-    let (sentinel, _) = app.mint_token(&credential, soft).await;
+    let (sentinel, _) = app.mint_token(&credential, soft_budget(cost)).await;
     assert_eq!(app.chat(&sentinel, OPENAI).await.status, StatusCode::OK);
     hook.wait_for("budget.80_percent", 1, WAIT).await;
     assert_eq!(
