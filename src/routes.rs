@@ -37,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .configure(usage::http::configure_traces),
         )
         .service(
+            web::resource("/api/v1/alerts")
+                .wrap(from_fn(auth::require(Scope::System)))
+                .get(crate::alerts::http::list_alerts),
+        )
+        .service(
             web::resource("/api/v1/usage")
                 .wrap(from_fn(auth::require(Scope::System)))
                 .get(usage::http::brand_usage),

@@ -6,6 +6,7 @@
 //! sent once; in the same transaction it queues the deliveries in the outbox, whose mailer posts
 //! the webhook (or sends the email) and retries with back-off until it is taken.
 
+pub mod http;
 mod store;
 pub mod webhook;
 

@@ -107,3 +107,22 @@ fn email(to: &str, alert: &Alert, payload: &str) -> Mail {
         ),
     }
 }
+
+/// A brand's alerts, newest first, and how many it has in all.
+pub async fn list(
+    db: &DatabaseConnection,
+    brand_id: i32,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<alert_event::Model>, u64), DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let of_brand = || alert_event::Entity::find().filter(alert_event::Column::BrandId.eq(brand_id));
+    let total = of_brand().count(db).await?;
+    let rows = of_brand()
+        .order_by_desc(alert_event::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}

@@ -76,6 +76,7 @@ fn build() -> Document {
         crate::tokens::admin::Api::openapi(),
         crate::vault::admin::Api::openapi(),
         crate::usage::http::Api::openapi(),
+        crate::alerts::http::Api::openapi(),
         crate::invites::admin::Api::openapi(),
         crate::invites::pages::Api::openapi(),
         crate::brands::admin::Api::openapi(),

@@ -115,6 +115,33 @@ async fn a_budget_alerts_once_at_80_and_once_at_100_percent_signed_and_emailed()
     );
     let everything = format!("{:?}{email}", hook.received());
     assert!(!everything.contains("sk-openai-alerts-1") && !everything.contains(&token));
+
+    // The brand reads them back, newest first; another brand sees none of them.
+    let listed = app.get("/api/v1/alerts", Some(&credential)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["total"], 3, "{}", listed.body);
+    let kinds: Vec<&str> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["budget.80_percent", "budget.exhausted", "budget.80_percent"]
+    );
+    assert_eq!(listed.body["data"][1]["id"], exhausted[0].body["id"]);
+    assert_eq!(listed.body["data"][2]["data"]["agent_key_id"], minted["id"]);
+    let page = app
+        .get("/api/v1/alerts?limit=1&offset=1", Some(&credential))
+        .await;
+    assert_eq!(page.body["data"][0]["type"], "budget.exhausted");
+    app.get("/api/v1/alerts?limit=0", Some(&credential))
+        .await
+        .assert_error(400, "invalid_request");
+    let (_, stranger) = app.create_brand("Other").await;
+    let theirs = app.get("/api/v1/alerts", Some(&stranger)).await;
+    assert_eq!(theirs.body["total"], 0, "{}", theirs.body);
 }
 
 #[actix_web::test]
