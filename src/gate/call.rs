@@ -14,7 +14,7 @@ use crate::providers::sse::Usage;
 use crate::routing::{Attempts, Plan, Served};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RequestStart};
-use crate::usage::{LedgerSlot, SpanClock, TraceRecord, TraceStatus};
+use crate::usage::{LedgerSlot, Phase, SpanClock, TraceRecord, TraceStatus};
 use actix_web::{HttpMessage, HttpRequest, HttpResponseBuilder};
 
 /// `http_status` of a request whose client went away before the answer (nginx's convention).
@@ -61,8 +61,8 @@ impl GateCall {
         let wall_start = std::time::SystemTime::now() - started.elapsed();
         let trace = state.otel.begin(req.headers(), wall_start);
         let mut clock = SpanClock::new(started);
-        clock.enter_at("auth", started);
-        clock.enter("limits");
+        clock.enter_at(Phase::Auth, started);
+        clock.enter(Phase::Limits);
         Ok(GateCall {
             trace: TraceRecord {
                 id,
@@ -126,12 +126,12 @@ impl GateCall {
             grant = admission.grant;
         }
         self.trace.admitted = true;
-        self.enter("route");
+        self.enter(Phase::Route);
         Ok(grant)
     }
 
-    /// Opens the next span (`route`, `upstream`, `tracking`).
-    pub fn enter(&mut self, span: &'static str) {
+    /// Opens the next phase's span.
+    pub fn enter(&mut self, span: Phase) {
         if let Some(clock) = self.clock.as_mut() {
             clock.enter(span);
         }

@@ -13,6 +13,7 @@ use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ProviderError};
 use crate::routing::{self, Plan, Served};
 use crate::state::AppState;
+use crate::usage::Phase;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use reqwest::Method;
@@ -126,7 +127,7 @@ async fn complete_chat(
     request: &ChatRequest,
     include_route_trace: bool,
 ) -> Result<HttpResponse, ApiError> {
-    call.enter("upstream");
+    call.enter(Phase::Upstream);
     let timeout = state.config.upstream.timeout();
     let served = routing::call_with_fallback(
         state,
@@ -144,7 +145,7 @@ async fn complete_chat(
     )
     .await?;
     call.served(plan, &served);
-    call.enter("tracking");
+    call.enter(Phase::Tracking);
     let usage = served
         .value
         .get::<Usage>("usage")

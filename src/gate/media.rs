@@ -14,6 +14,7 @@ use crate::providers::sse::Usage;
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::routing::{self, Served};
 use crate::state::AppState;
+use crate::usage::Phase;
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -106,7 +107,7 @@ where
         .unwrap_or_default();
     call.admit(state, principal, &Estimate::Fixed(estimate))
         .await?;
-    call.enter("upstream");
+    call.enter(Phase::Upstream);
     let served = routing::call_with_fallback(
         state,
         &plan,
@@ -116,7 +117,7 @@ where
     )
     .await?;
     call.served(&plan, &served);
-    call.enter("tracking");
+    call.enter(Phase::Tracking);
     Ok(served)
 }
 

@@ -15,6 +15,7 @@ use crate::providers::sse::{self, Event, EventSplitter, Usage};
 use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::routing::{self, Plan};
 use crate::state::AppState;
+use crate::usage::Phase;
 use actix_web::HttpResponse;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use bytes::Bytes;
@@ -39,7 +40,7 @@ pub async fn chat_stream(
     plan: &Plan,
     request: &ChatRequest,
 ) -> Result<HttpResponse, ApiError> {
-    call.enter("upstream");
+    call.enter(Phase::Upstream);
     let timeout = state.config.upstream.timeout();
     let opened = routing::call_with_fallback(
         state,

@@ -234,7 +234,7 @@ impl Metrics {
         let upstream_ms: f64 = trace
             .spans
             .iter()
-            .filter(|s| s.name == "upstream")
+            .filter(|s| s.name == crate::usage::Phase::Upstream)
             .map(|s| s.duration_ms)
             .sum();
         let total_ms = trace

@@ -1,6 +1,7 @@
 //! Sends queued spans to the collector in batches: at most every `batch_delay_ms`, or sooner
-//! when a batch is full. A failed post is logged and its spans are dropped: traces are
-//! diagnostics, and a collector that is down must not grow the gateway's memory.
+//! when a batch is full. A post the collector may take later (429, 502–504, unreachable) is tried
+//! twice more; then it is logged and its spans are dropped: traces are diagnostics, and a
+//! collector that is down must not grow the gateway's memory.
 
 use super::spans::text;
 use crate::config::OtelConfig;
@@ -17,6 +18,9 @@ use tokio::sync::{mpsc, watch};
 const BATCH_SPANS: usize = 512;
 /// How long one post may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A batch is posted at most this often (a refused or unreachable collector: 1 s, then 2 s apart).
+const POST_ATTEMPTS: u32 = 3;
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Exporter {
     url: String,
@@ -112,26 +116,38 @@ impl Exporter {
             }],
         }
         .encode_to_vec();
-        let sent = self
-            .http
-            .post(&self.url)
-            .headers(self.headers.clone())
-            .timeout(POST_TIMEOUT)
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => {}
-            Ok(response) => tracing::warn!(
-                status = response.status().as_u16(),
-                spans = count,
-                "the OTLP collector refused a batch of spans"
-            ),
-            Err(err) => tracing::warn!(
-                spans = count,
-                "the OTLP collector could not be reached: {}",
-                err.without_url()
-            ),
+        let body = bytes::Bytes::from(body);
+        for attempt in 1..=POST_ATTEMPTS {
+            let sent = self
+                .http
+                .post(&self.url)
+                .headers(self.headers.clone())
+                .timeout(POST_TIMEOUT)
+                .body(body.clone())
+                .send()
+                .await;
+            // What OTLP/HTTP says to retry: 429, 502, 503, 504, and a collector not reached.
+            let retry = match &sent {
+                Ok(response) if response.status().is_success() => return,
+                Ok(response) => matches!(response.status().as_u16(), 429 | 502 | 503 | 504),
+                Err(_) => true,
+            };
+            if !retry || attempt == POST_ATTEMPTS {
+                match sent {
+                    Ok(response) => tracing::warn!(
+                        status = response.status().as_u16(),
+                        spans = count,
+                        "the OTLP collector refused a batch of spans; dropped"
+                    ),
+                    Err(err) => tracing::warn!(
+                        spans = count,
+                        "the OTLP collector could not be reached: {}; dropped",
+                        err.without_url()
+                    ),
+                }
+                return;
+            }
+            tokio::time::sleep(RETRY_AFTER * attempt).await;
         }
     }
 }

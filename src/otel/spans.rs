@@ -77,7 +77,7 @@ pub fn spans(trace: &TraceRecord, call: &CallTrace, ended: SystemTime) -> Vec<Sp
             trace_id: call.trace_id.to_vec(),
             span_id: super::context::new_span_id().to_vec(),
             parent_span_id: call.span_id.to_vec(),
-            name: format!("spidergate.{}", phase.name),
+            name: format!("spidergate.{}", phase.name.as_str()),
             kind: SpanKind::Internal as i32,
             start_time_unix_nano: nanos(start),
             end_time_unix_nano: nanos(end),

@@ -15,7 +15,7 @@ mod record;
 mod store;
 mod writer;
 
-pub use record::{Span, SpanClock, TraceRecord, TraceStatus};
+pub use record::{Phase, Span, SpanClock, TraceRecord, TraceStatus};
 pub use store::{
     IntegrationSpend, TokenSeed, brand_month_by_model, load_integration_spend, load_token_seeds,
     token_month_by_model,

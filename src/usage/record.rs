@@ -21,10 +21,38 @@ impl TraceStatus {
     }
 }
 
+/// The phases of a generating request, in order; each is a span of its trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// From the request's arrival to the handler: authentication and body reading.
+    Auth,
+    /// The allow-list, rate limits and the budget hold.
+    Limits,
+    /// Choosing the candidates (models and keys).
+    Route,
+    /// The upstream attempts, to the last byte relayed.
+    Upstream,
+    /// Pricing, settling and rendering the answer.
+    Tracking,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Auth => "auth",
+            Phase::Limits => "limits",
+            Phase::Route => "route",
+            Phase::Upstream => "upstream",
+            Phase::Tracking => "tracking",
+        }
+    }
+}
+
 /// One phase of a request: milliseconds from the request's start, and its duration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Span {
-    pub name: &'static str,
+    pub name: Phase,
     pub start_ms: f64,
     pub duration_ms: f64,
 }
@@ -34,7 +62,7 @@ pub struct Span {
 pub struct SpanClock {
     started: Instant,
     spans: Vec<Span>,
-    open: Option<(&'static str, Instant)>,
+    open: Option<(Phase, Instant)>,
 }
 
 impl SpanClock {
@@ -47,12 +75,12 @@ impl SpanClock {
     }
 
     /// Closes the open span (if any) and opens `name`.
-    pub fn enter(&mut self, name: &'static str) {
+    pub fn enter(&mut self, name: Phase) {
         self.enter_at(name, crate::clock::stopwatch());
     }
 
     /// Closes the open span at `at` and opens `name` from there.
-    pub fn enter_at(&mut self, name: &'static str, at: Instant) {
+    pub fn enter_at(&mut self, name: Phase, at: Instant) {
         self.close_at(at);
         self.open = Some((name, at));
     }

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
 use prost::Message;
 use reqwest::StatusCode;
 use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
     api_keys: Arc<Mutex<Vec<String>>>,
     service_names: Arc<Mutex<Vec<String>>>,
+    /// Posts still to answer 503 (a collector that is briefly overloaded).
+    refusals: Arc<AtomicUsize>,
+    posts: Arc<AtomicUsize>,
 }
 
 impl Collector {
@@ -50,6 +54,14 @@ impl Collector {
     }
 
     fn receive(&self, req: &actix_web::HttpRequest, body: &[u8]) -> HttpResponse {
+        self.posts.fetch_add(1, Ordering::SeqCst);
+        let refused = self
+            .refusals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refused {
+            return HttpResponse::ServiceUnavailable().finish();
+        }
         let content_type = req
             .headers()
             .get("content-type")
@@ -142,6 +154,8 @@ async fn a_request_is_one_server_span_with_a_child_per_attempt_sent_upstream_as_
     let (token, minted) = app
         .mint_token(&credential, json!({ "name": "agent" }))
         .await;
+    // The first export is refused: the exporter tries it again.
+    collector.refusals.store(1, Ordering::SeqCst);
 
     let response = app
         .client
@@ -156,6 +170,10 @@ async fn a_request_is_one_server_span_with_a_child_per_attempt_sent_upstream_as_
     assert_eq!(response.status(), StatusCode::OK);
 
     let spans = collector.wait_for_trace(CLIENT_TRACE).await;
+    assert!(
+        collector.posts.load(Ordering::SeqCst) >= 2,
+        "a refused batch is posted again"
+    );
     let request = spans
         .iter()
         .find(|s| s.kind == SpanKind::Server as i32)
