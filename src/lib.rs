@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod money;
 pub mod openapi;
 pub mod otel;
+pub mod paging;
 pub mod path_id;
 pub mod providers;
 pub mod random;

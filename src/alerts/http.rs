@@ -54,19 +54,7 @@ pub async fn list_alerts(
     principal: Principal,
     query: web::Query<AlertQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 200",
-        ));
-    }
-    if i64::try_from(query.offset).is_err() {
-        return Err(ApiError::invalid_field(
-            "offset",
-            "must be at most 2^63 - 1",
-        ));
-    }
+    let limit = crate::paging::checked(query.limit, query.offset)?;
     let (rows, total) =
         super::store::list(&state.db, principal.brand_id, limit, query.offset).await?;
     let data = rows

@@ -58,8 +58,7 @@ impl GateCall {
         let started = extensions
             .get::<RequestStart>()
             .map_or_else(crate::clock::stopwatch, |s| s.0);
-        let wall_start = std::time::SystemTime::now() - started.elapsed();
-        let trace = state.otel.begin(req.headers(), wall_start);
+        let trace = state.otel.begin(req.headers(), started);
         let mut clock = SpanClock::new(started);
         clock.enter_at(Phase::Auth, started);
         clock.enter(Phase::Limits);

@@ -66,17 +66,23 @@ impl Otel {
     }
 
     /// The trace context of a request with these headers (see [`CallTrace::begin`]).
+    /// `started` is when the request arrived; nothing is read (not even the clock) for a request
+    /// with no trace to continue while tracing is off.
     pub fn begin(
         &self,
         headers: &actix_web::http::header::HeaderMap,
-        started: SystemTime,
+        started: std::time::Instant,
     ) -> Option<CallTrace> {
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let traceparent = header("traceparent");
+        if self.inner.is_none() && traceparent.is_none() {
+            return None;
+        }
         CallTrace::begin(
-            header("traceparent"),
+            traceparent,
             header("tracestate"),
             self.inner.as_ref().map(|i| i.sample_ratio),
-            started,
+            SystemTime::now() - started.elapsed(),
         )
     }
 

@@ -217,19 +217,7 @@ async fn list_traces(
     principal: Principal,
     query: web::Query<TraceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 200",
-        ));
-    }
-    if i64::try_from(query.offset).is_err() {
-        return Err(ApiError::invalid_field(
-            "offset",
-            "must be at most 2^63 - 1",
-        ));
-    }
+    let limit = crate::paging::checked(query.limit, query.offset)?;
     let filter = query.filter(&principal)?;
     let (rows, total) = store::list_traces(&state.db, &filter, limit, query.offset).await?;
     let data = rows
