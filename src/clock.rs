@@ -18,6 +18,17 @@ pub fn stopwatch() -> Instant {
     now
 }
 
+/// Unix seconds of real time, for stamping a translated answer's `created`; never for deciding
+/// anything.
+pub fn unix_now() -> i64 {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a display timestamp, not a decision"
+    )]
+    let now = Utc::now();
+    now.timestamp()
+}
+
 /// Whole seconds of real time since the first call, for "at most every N seconds" throttles.
 pub fn stopwatch_secs() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();

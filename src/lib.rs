@@ -24,6 +24,7 @@ pub mod paging;
 pub mod path_id;
 pub mod providers;
 pub mod random;
+pub mod raw;
 pub mod redis_link;
 pub mod routes;
 pub mod routing;

@@ -5,7 +5,7 @@
 
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, ErrorCode, path_error, query_error, unknown_route};
-use crate::gate::{chat, media, models, status};
+use crate::gate::{chat, media, messages, models, status};
 use crate::{brands, catalog, invites, tokens, usage, vault};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::HttpServiceFactory;
@@ -117,6 +117,13 @@ fn gateway() -> actix_web::Scope {
                 .get(usage::http::token_usage),
         )
         .service(generating("/chat/completions", chat::chat_completions))
+        .service(
+            web::resource("/messages")
+                .wrap(from_fn(auth::require(Scope::GateChat)))
+                .wrap(from_fn(messages::x_api_key_as_bearer))
+                .wrap(from_fn(messages::anthropic_errors))
+                .route(web::post().to(messages::messages)),
+        )
         .service(generating("/embeddings", media::embeddings))
         .service(generating("/images/generations", media::images))
         .service(generating("/audio/speech", media::speech))

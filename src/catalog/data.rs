@@ -20,9 +20,77 @@ pub struct Provider {
     pub signup_url: String,
     pub free_tier: bool,
     pub openai_compatible: bool,
+    /// The wire dialect its adapter speaks (`providers/`).
+    #[serde(default)]
+    pub api: Api,
+    /// How the key is sent; by default the dialect's own scheme.
+    #[serde(default)]
+    auth: Option<Auth>,
+    /// Static headers sent with every request (`anthropic-version`, …).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Static query parameters added to every URL (Azure's `api-version`).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Outgoing body fields renamed for this provider (`max_completion_tokens` → `max_tokens`);
+    /// a field mapped to `""` is dropped.
+    #[serde(default)]
+    pub param_mappings: BTreeMap<String, String>,
+    /// Credential fields a key may leave out (a local server's `api_key`).
+    #[serde(default)]
+    pub optional_credential_fields: Vec<String>,
     /// Keys come from OAuth sign-in (`[providers.<id>.oauth]` is configured), not from pasting.
     #[serde(skip)]
     pub oauth: bool,
+}
+
+impl Provider {
+    /// How this provider's key is sent upstream.
+    pub fn auth(&self) -> Auth {
+        self.auth.unwrap_or(match self.api {
+            Api::Openai => Auth::Bearer,
+            Api::Anthropic => Auth::XApiKey,
+            Api::Gemini => Auth::XGoogApiKey,
+        })
+    }
+
+    /// Whether a key can be tried by listing the provider's models (every API but fal's media one).
+    pub fn checkable(&self) -> bool {
+        self.openai_compatible || self.api != Api::Openai
+    }
+}
+
+/// A provider's wire dialect: which adapter builds its requests and reads its answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// OpenAI's chat completions (and the other OpenAI endpoints), passed through.
+    #[default]
+    Openai,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
+}
+
+/// Where the key goes on an upstream request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>`.
+    #[serde(rename = "bearer")]
+    Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    #[serde(rename = "x-api-key")]
+    XApiKey,
+    /// `api-key: <key>` (Azure OpenAI).
+    #[serde(rename = "api-key")]
+    ApiKey,
+    /// `x-goog-api-key: <key>` (Gemini).
+    #[serde(rename = "x-goog-api-key")]
+    XGoogApiKey,
+    /// No key (a local server).
+    #[serde(rename = "none")]
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +106,12 @@ pub struct Model {
     pub free_tier: bool,
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Price of prompt tokens read from the provider's cache (default: the input price).
+    #[serde(default)]
+    pub cache_read_per_mtok: Option<f64>,
+    /// Price of prompt tokens written to the provider's cache (default: the input price).
+    #[serde(default)]
+    pub cache_write_per_mtok: Option<f64>,
     pub created: i64,
 }
 
@@ -46,6 +120,20 @@ impl Model {
     pub fn cost(&self, prompt: u64, completion: u64) -> Money {
         let usd =
             (prompt as f64 * self.input_per_mtok + completion as f64 * self.output_per_mtok) / 1e6;
+        Money::from_usd(usd).unwrap_or(Money::ZERO)
+    }
+
+    /// What a call that used `usage` costs: cached prompt tokens at the cache prices, the rest of
+    /// the prompt at the input price, the completion at the output price.
+    pub fn bill(&self, usage: &crate::providers::Usage) -> Money {
+        let cached = usage.cache_read_tokens.min(usage.prompt_tokens);
+        let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+        let fresh = usage.prompt_tokens - cached - written;
+        let usd = (fresh as f64 * self.input_per_mtok
+            + cached as f64 * self.cache_read_per_mtok.unwrap_or(self.input_per_mtok)
+            + written as f64 * self.cache_write_per_mtok.unwrap_or(self.input_per_mtok)
+            + usage.completion_tokens as f64 * self.output_per_mtok)
+            / 1e6;
         Money::from_usd(usd).unwrap_or(Money::ZERO)
     }
 

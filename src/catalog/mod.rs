@@ -10,5 +10,5 @@ pub mod admin;
 mod data;
 mod store;
 
-pub use data::{Alias, Catalog, Model, Provider};
+pub use data::{Alias, Api, Auth, Catalog, Model, Provider};
 pub use store::{find_override, load_overrides};

@@ -10,7 +10,7 @@ use crate::error::{ApiError, RateHeaders};
 use crate::health::Health;
 use crate::limits::{self, Estimate, Grant, ReservationGuard};
 use crate::money::Money;
-use crate::providers::sse::Usage;
+use crate::providers::Usage;
 use crate::routing::{Attempts, Plan, Served};
 use crate::state::AppState;
 use crate::telemetry::{RequestId, RequestStart};
@@ -179,7 +179,7 @@ impl GateCall {
     }
 
     fn charge(&mut self, model: &Model, usage: Usage) -> Money {
-        let cost = model.cost(usage.prompt_tokens, usage.completion_tokens);
+        let cost = model.bill(&usage);
         self.trace.prompt_tokens = usage.prompt_tokens;
         self.trace.completion_tokens = usage.completion_tokens;
         self.trace.cost = cost;
@@ -227,11 +227,6 @@ impl GateCall {
         if let Some(warning) = &self.budget_warning {
             response.insert_header(("x-spidergate-budget-warning", warning.as_str()));
         }
-    }
-
-    /// What the caller asked for (a model id or an alias).
-    pub fn requested(&self) -> &str {
-        &self.trace.requested_model
     }
 
     pub fn elapsed_ms(&self) -> u64 {

@@ -1,26 +1,22 @@
 //! `POST /api/gate/v1/chat/completions`.
 
 use super::call::GateCall;
-use super::raw::RawObject;
-use super::request::ChatRequest;
-use super::stream;
+use super::fields;
+use super::pipeline::{self, Job};
+use super::stream::{self, OpenAiOut, Opened, StreamReply};
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode};
+use crate::catalog::Model;
+use crate::error::ApiError;
 use crate::json;
 use crate::limits::{CandidatePrice, Estimate};
 use crate::money::Money;
-use crate::providers::sse::Usage;
-use crate::providers::{Endpoint, ProviderError};
-use crate::routing::{self, Plan, Served};
+use crate::providers::{self, ChatRequest, Endpoint, Outgoing, ProviderError, Usage};
+use crate::raw::RawObject;
+use crate::routing::{Plan, Served};
 use crate::state::AppState;
-use crate::usage::Phase;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use reqwest::Method;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 pub const FALLBACK_FROM: &str = "x-spidergate-fallback-from";
 
@@ -49,61 +45,134 @@ pub async fn chat_completions(
     json::Body(body): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let request = ChatRequest::parse(&body)?;
-    let mut call = GateCall::begin(&state, &principal, &req, "chat", &request.model).await?;
-    call.store_request_body(&body);
-    let plan = match admit(&state, &principal, &mut call, &request, body.len()).await {
-        Ok(plan) => plan,
-        Err(err) => return Err(call.fail(err)),
+    fields::check(request.body(), fields::CHAT)?;
+    let job = ChatJob {
+        request,
+        body_len: body.len(),
+        include_route_trace: query.include_route_trace,
     };
-    if request.stream {
-        return stream::chat_stream(&state, call, &plan, &request).await;
+    pipeline::run(&state, &principal, &req, Some(&body), job).await
+}
+
+/// A chat completion in OpenAI's shape, through whichever dialect serves it.
+pub(super) struct ChatJob {
+    pub request: ChatRequest,
+    pub body_len: usize,
+    pub include_route_trace: bool,
+}
+
+/// A served chat completion: the whole answer, or an opened stream.
+pub(super) enum ChatAnswer {
+    Whole(RawObject),
+    Stream(Opened),
+}
+
+impl Job for ChatJob {
+    type Answer = ChatAnswer;
+
+    fn kind(&self) -> &'static str {
+        "chat"
     }
-    match complete_chat(
-        &state,
-        &mut call,
-        &plan,
-        &request,
-        query.include_route_trace,
-    )
-    .await
-    {
-        Ok(response) => Ok(response),
-        Err(err) => Err(call.fail(err)),
+
+    fn requested(&self) -> &str {
+        &self.request.model
+    }
+
+    fn plan(&self, state: &AppState, principal: &Principal) -> Result<Plan, ApiError> {
+        pipeline::chat_plan(state, principal, &self.request.model)
+    }
+
+    fn estimate(&self, plan: &Plan) -> Estimate {
+        worst_case(plan, &self.request, self.body_len)
+    }
+
+    async fn attempt(
+        &self,
+        state: &AppState,
+        endpoint: Endpoint,
+        model: Model,
+        completion_limit: Option<u64>,
+    ) -> Result<ChatAnswer, ProviderError> {
+        attempt_chat(state, &endpoint, &model, &self.request, completion_limit).await
+    }
+
+    fn respond(
+        self,
+        state: &AppState,
+        mut call: GateCall,
+        plan: &Plan,
+        served: Served<ChatAnswer>,
+    ) -> Result<HttpResponse, ApiError> {
+        let mut response = HttpResponse::Ok();
+        fallback_header(&mut response, plan, &served.model.id);
+        let answer = match served.value {
+            ChatAnswer::Stream(opened) => {
+                let reply = StreamReply {
+                    model: served.model,
+                    prompt_estimate: self.request.prompt_estimate(),
+                    idle_timeout: state.config.upstream.stream_idle_timeout(),
+                    native: false,
+                };
+                let outbound = Box::new(OpenAiOut {
+                    include_usage: self.request.include_usage,
+                });
+                return Ok(reply.respond(call, response, opened, outbound));
+            }
+            ChatAnswer::Whole(answer) => answer,
+        };
+        let served = Served {
+            value: answer,
+            model: served.model,
+            integration_id: served.integration_id,
+        };
+        let usage = served
+            .value
+            .get::<Usage>("usage")
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let cost = call.succeed(&served.model, usage);
+        let bytes = render(plan, &served, &call, cost, self.include_route_trace);
+        call.store_response_body(&bytes);
+        call.headers(&mut response);
+        Ok(response.content_type("application/json").body(bytes))
     }
 }
 
-/// Allow-list, plan, then limits and the budget hold for the plan's worst case.
-async fn admit(
+/// One attempt of a chat completion with `endpoint`: the whole answer within the timeout, or a
+/// stream that has produced its first event.
+pub(super) async fn attempt_chat(
     state: &AppState,
-    principal: &Principal,
-    call: &mut GateCall,
+    endpoint: &Endpoint,
+    model: &Model,
     request: &ChatRequest,
-    body_len: usize,
-) -> Result<Plan, ApiError> {
-    call.check_model(state, principal)?;
-    let free_only = principal
-        .token
-        .as_ref()
-        .is_some_and(|t| t.limits.free_models_only);
-    let mut plan = routing::plan(
-        &state.catalog.load(),
-        &state.vault.snapshot(),
-        &state.health,
-        principal.brand_id,
-        &request.model,
-        free_only,
-    )?;
-    let grant = call
-        .admit(state, principal, &worst_case(&plan, request, body_len))
-        .await?;
-    plan.limit_completions(&grant.completion_limits);
-    Ok(plan)
+    completion_limit: Option<u64>,
+) -> Result<ChatAnswer, ProviderError> {
+    let timeout = state.config.upstream.timeout();
+    let outgoing = Outgoing {
+        request,
+        model,
+        completion_limit,
+    };
+    let upstream = providers::chat::request(endpoint, &state.http, &outgoing)?;
+    if request.stream {
+        return stream::open(endpoint, upstream, model, timeout)
+            .await
+            .map(ChatAnswer::Stream);
+    }
+    let response = endpoint.send(upstream.timeout(timeout), None).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
+    providers::chat::answer(endpoint.api, &bytes, model)
+        .map(ChatAnswer::Whole)
+        .map_err(|e| endpoint.scrub(e))
 }
 
 /// The most this request can cost on each model of the plan: its prompt bound at the input
 /// price plus the completion limit (the client's, at most the model's maximum output) at the
 /// output price. A hard budget lowers the completion limit to what it can pay for.
-fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
+pub(super) fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
     let prompt = request.prompt_bound(body_len);
     let prices = plan
         .candidates
@@ -118,74 +187,6 @@ fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
         })
         .collect();
     Estimate::Chat(prices)
-}
-
-async fn complete_chat(
-    state: &AppState,
-    call: &mut GateCall,
-    plan: &Plan,
-    request: &ChatRequest,
-    include_route_trace: bool,
-) -> Result<HttpResponse, ApiError> {
-    call.enter(Phase::Upstream);
-    let timeout = state.config.upstream.timeout();
-    let served = routing::call_with_fallback(
-        state,
-        plan,
-        ErrorCode::NoAvailableKey,
-        &mut call.attempts,
-        |endpoint, model| {
-            complete(
-                state.http.clone(),
-                endpoint,
-                request.upstream_body(&model, plan.completion_limit(&model.id)),
-                timeout,
-            )
-        },
-    )
-    .await?;
-    call.served(plan, &served);
-    call.enter(Phase::Tracking);
-    let usage = served
-        .value
-        .get::<Usage>("usage")
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let cost = call.succeed(&served.model, usage);
-    let bytes = render(plan, &served, call, cost, include_route_trace);
-    call.store_response_body(&bytes);
-    let mut response = HttpResponse::Ok();
-    call.headers(&mut response);
-    fallback_header(&mut response, plan, &served.model.id);
-    Ok(response.content_type("application/json").body(bytes))
-}
-
-/// One non-streamed call: the whole answer within `timeout`, its fields left undecoded.
-async fn complete(
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    body: Vec<u8>,
-    timeout: Duration,
-) -> Result<RawObject, ProviderError> {
-    let request = endpoint
-        .request(&http, Method::POST, "/chat/completions")
-        .header(CONTENT_TYPE.as_str(), "application/json")
-        .timeout(timeout)
-        .body(body);
-    let response = endpoint.send(request, None).await?;
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| endpoint.scrub(ProviderError::from_reqwest(e)))?;
-    let answer = RawObject::parse(&bytes)
-        .map_err(|_| ProviderError::malformed("with a body that is not a JSON object"))?;
-    if let Some(error) = answer.raw("error").filter(|e| *e != "null") {
-        return Err(endpoint.scrub(ProviderError::in_band(error)));
-    }
-    match answer.get::<Vec<IgnoredAny>>("choices") {
-        Some(Ok(choices)) if !choices.is_empty() => Ok(answer),
-        _ => Err(ProviderError::malformed("without `choices`")),
-    }
 }
 
 /// The upstream answer with the gateway's model id, `spidergate_metadata`, and the route trace;

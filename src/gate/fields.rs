@@ -2,8 +2,8 @@
 //! make the brand's keys fail (and count against their health) with poisoned bodies. `null` is
 //! always allowed (it means "the default"); a field that fails is a 400 naming it.
 
-use super::raw::RawObject;
 use crate::error::ApiError;
+use crate::raw::RawObject;
 use serde_json::Value;
 
 /// What a field must hold.

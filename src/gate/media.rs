@@ -1,20 +1,20 @@
-//! The OpenAI-only endpoints: embeddings, image generation, speech and transcription.
+//! OpenAI's other endpoints: embeddings, image generation, speech and transcription.
 //!
-//! They route like chat (brand's own OpenAI keys, then shared, then pool; fallback across keys),
-//! but only to OpenAI, and answer 503 `no_openai_key` when no OpenAI key is usable.
+//! They run the same pipeline as chat over any provider that speaks OpenAI's API and has a model
+//! with the capability (brand's own keys, then shared, then pool; fallback across keys and
+//! models). Where only OpenAI's models could serve, "no usable key" is 503 `no_openai_key`.
 
 use super::call::GateCall;
 use super::fields;
+use super::pipeline::{self, Job};
 use crate::auth::Principal;
-use crate::catalog::{Catalog, Model};
+use crate::catalog::Model;
 use crate::error::{ApiError, ErrorCode};
 use crate::json;
 use crate::limits::Estimate;
-use crate::providers::sse::Usage;
-use crate::providers::{Endpoint, ErrorKind, ProviderError};
-use crate::routing::{self, Served};
+use crate::providers::{Endpoint, ErrorKind, ProviderError, Usage};
+use crate::routing::{Plan, Served};
 use crate::state::AppState;
-use crate::usage::Phase;
 use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -22,7 +22,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Map, Value};
-use std::time::Duration;
 
 const VOICES: [&str; 6] = ["alloy", "echo", "fable", "onyx", "nova", "shimmer"];
 const AUDIO_FORMATS: [(&str, &str); 6] = [
@@ -36,89 +35,165 @@ const AUDIO_FORMATS: [(&str, &str); 6] = [
 /// OpenAI's limit on an uploaded audio file.
 pub const TRANSCRIPTION_LIMIT: usize = 25 * 1024 * 1024;
 
-/// The OpenAI models `requested` may use for `capability`. Aliases are accepted only where the
-/// contract allows them (`agent/embed*`); anything else must name an OpenAI model with that
-/// capability: an unknown id is 404, a model of another kind or provider is 400.
-fn openai_chain<'a>(
-    catalog: &'a Catalog,
-    requested: &str,
-    capability: &str,
+/// One media request: which models may serve it, what it holds, and its cost bound.
+struct Media {
+    kind: &'static str,
+    requested: String,
+    capability: &'static str,
+    /// Whether an alias may name the chain (`agent/embed*`).
     aliases: bool,
-) -> Result<Vec<&'a Model>, ApiError> {
-    if aliases && let Some(alias) = catalog.alias(requested) {
-        let chain: Vec<&Model> = alias
-            .models
-            .iter()
-            .filter_map(|m| catalog.model(m))
-            .filter(|m| m.provider == "openai" && m.has(capability))
-            .collect();
-        if !chain.is_empty() {
-            return Ok(chain);
-        }
-    }
-    let Some(model) = catalog.model(requested) else {
-        return Err(ApiError::new(
-            ErrorCode::ModelNotFound,
-            format!("model `{requested}` does not exist"),
-        )
-        .with_param("model"));
-    };
-    if model.provider != "openai" || !model.has(capability) {
-        return Err(ApiError::invalid_field(
-            "model",
-            format!("`{requested}` is not an OpenAI {capability} model"),
-        ));
-    }
-    Ok(vec![model])
+    /// Input tokens (or characters) held against the budget, at the input price.
+    estimate_tokens: u64,
+    what: MediaRequest,
 }
 
-/// Allow-list, plan (OpenAI only), limits with `estimate` held, then the call with fallback.
-async fn route_openai<T, F, Fut>(
-    state: &AppState,
-    principal: &Principal,
-    call: &mut GateCall,
-    capability: &str,
-    aliases: bool,
-    estimate_tokens: u64,
-    attempt: F,
-) -> Result<Served<T>, ApiError>
-where
-    F: Fn(Endpoint, Model) -> Fut,
-    Fut: std::future::Future<Output = Result<T, ProviderError>>,
-{
-    call.check_model(state, principal)?;
-    let requested = call.requested().to_owned();
-    let plan = {
-        let catalog = state.catalog.load();
-        let chain = openai_chain(&catalog, &requested, capability, aliases)?;
-        routing::plan_models(
-            &state.vault.snapshot(),
-            &state.health,
-            principal.brand_id,
-            &requested,
-            chain,
+enum MediaRequest {
+    /// JSON in, JSON out (embeddings, images) at `path`.
+    Json {
+        path: &'static str,
+        body: Map<String, Value>,
+    },
+    /// JSON in, audio out, relayed as it arrives.
+    Speech {
+        body: Map<String, Value>,
+        content_type: &'static str,
+    },
+    Transcription(Upload),
+}
+
+enum MediaAnswer {
+    Json(Value),
+    Audio(reqwest::Response),
+    /// The transcript and its content type.
+    Transcript(String, Bytes),
+}
+
+impl Job for Media {
+    type Answer = MediaAnswer;
+
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn requested(&self) -> &str {
+        &self.requested
+    }
+
+    fn plan(&self, state: &AppState, principal: &Principal) -> Result<Plan, ApiError> {
+        pipeline::capability_plan(
+            state,
+            principal,
+            &self.requested,
+            self.capability,
+            self.aliases,
         )
-    };
-    let estimate = plan
-        .candidates
-        .iter()
-        .map(|c| c.model.cost(estimate_tokens, 0))
-        .max()
-        .unwrap_or_default();
-    call.admit(state, principal, &Estimate::Fixed(estimate))
-        .await?;
-    call.enter(Phase::Upstream);
-    let served = routing::call_with_fallback(
-        state,
-        &plan,
-        ErrorCode::NoOpenaiKey,
-        &mut call.attempts,
-        attempt,
-    )
-    .await?;
-    call.served(&plan, &served);
-    call.enter(Phase::Tracking);
-    Ok(served)
+    }
+
+    fn estimate(&self, plan: &Plan) -> Estimate {
+        let most = plan
+            .candidates
+            .iter()
+            .map(|c| c.model.cost(self.estimate_tokens, 0))
+            .max()
+            .unwrap_or_default();
+        Estimate::Fixed(most)
+    }
+
+    fn no_key(&self, plan: &Plan) -> ErrorCode {
+        pipeline::media_no_key(plan)
+    }
+
+    async fn attempt(
+        &self,
+        state: &AppState,
+        endpoint: Endpoint,
+        model: Model,
+        _completion_limit: Option<u64>,
+    ) -> Result<MediaAnswer, ProviderError> {
+        let timeout = state.config.upstream.timeout();
+        match &self.what {
+            MediaRequest::Json { path, body } => post_json(
+                &state.http,
+                &endpoint,
+                path,
+                with_model(body, &model),
+                timeout,
+            )
+            .await
+            .map(MediaAnswer::Json),
+            MediaRequest::Speech { body, .. } => {
+                let request = endpoint
+                    .request(&state.http, Method::POST, "/audio/speech")
+                    .header(CONTENT_TYPE.as_str(), "application/json")
+                    .body(with_model(body, &model));
+                // Only the head is awaited here: the audio is relayed as it arrives.
+                endpoint
+                    .send(request, Some(timeout))
+                    .await
+                    .map(MediaAnswer::Audio)
+            }
+            MediaRequest::Transcription(upload) => {
+                let form = form_for(upload, &model)
+                    .map_err(|e| ProviderError::new(ErrorKind::Client, None, e))?;
+                let request = endpoint
+                    .request(&state.http, Method::POST, "/audio/transcriptions")
+                    .timeout(timeout)
+                    .multipart(form);
+                let (content_type, bytes) = transcript(&endpoint, request).await?;
+                Ok(MediaAnswer::Transcript(content_type, bytes))
+            }
+        }
+    }
+
+    fn respond(
+        self,
+        _state: &AppState,
+        mut call: GateCall,
+        _plan: &Plan,
+        served: Served<MediaAnswer>,
+    ) -> Result<HttpResponse, ApiError> {
+        let model = served.model;
+        let mut response = HttpResponse::Ok();
+        match served.value {
+            MediaAnswer::Json(mut value) => {
+                if value.get("model").is_some() {
+                    value["model"] = Value::String(model.id.clone());
+                }
+                // Embeddings report their prompt tokens; images report nothing.
+                let usage = &value["usage"];
+                let usage = Usage {
+                    prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                    completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                    ..Usage::default()
+                };
+                call.succeed(&model, usage);
+                call.headers(&mut response);
+                Ok(response.json(value))
+            }
+            MediaAnswer::Audio(audio) => {
+                // Speech is priced per input character, kept as the input price per million.
+                let usage = Usage {
+                    prompt_tokens: self.estimate_tokens,
+                    ..Usage::default()
+                };
+                call.succeed(&model, usage);
+                call.headers(&mut response);
+                let content_type = match &self.what {
+                    MediaRequest::Speech { content_type, .. } => *content_type,
+                    _ => "application/octet-stream",
+                };
+                // Audio is relayed as it arrives, never buffered whole.
+                Ok(response
+                    .content_type(content_type)
+                    .streaming(audio.bytes_stream()))
+            }
+            MediaAnswer::Transcript(content_type, bytes) => {
+                call.succeed(&model, Usage::default());
+                call.headers(&mut response);
+                Ok(response.content_type(content_type).body(bytes))
+            }
+        }
+    }
 }
 
 fn required_str<'a>(
@@ -150,14 +225,14 @@ fn with_model(body: &Map<String, Value>, model: &Model) -> Vec<u8> {
 /// not JSON, carries `{"error": …}` or lacks `data` is a failed attempt of the key, so the next
 /// key or model is tried.
 async fn post_json(
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    path: &'static str,
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    path: &str,
     body: Vec<u8>,
-    timeout: Duration,
+    timeout: std::time::Duration,
 ) -> Result<Value, ProviderError> {
     let request = endpoint
-        .request(&http, Method::POST, path)
+        .request(http, Method::POST, path)
         .header(CONTENT_TYPE.as_str(), "application/json")
         .timeout(timeout)
         .body(body);
@@ -178,15 +253,6 @@ async fn post_json(
     Ok(value)
 }
 
-/// Puts the gateway's model id in a JSON answer.
-fn json_answer(served: Served<Value>) -> (Model, Value) {
-    let mut value = served.value;
-    if value.get("model").is_some() {
-        value["model"] = Value::String(served.model.id.clone());
-    }
-    (served.model, value)
-}
-
 /// Embeddings, from OpenAI keys only.
 #[utoipa::path(post, path = "/api/gate/v1/embeddings", tag = "gateway",
     request_body = super::openapi::EmbeddingsRequest,
@@ -199,7 +265,7 @@ pub async fn embeddings(
     json::Body(bytes): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
-    let requested = required_str(&body, "model", 200)?;
+    let requested = required_str(&body, "model", 200)?.to_owned();
     if body.get("input").is_none_or(Value::is_null) {
         return Err(ApiError::invalid_field(
             "input",
@@ -207,16 +273,19 @@ pub async fn embeddings(
         ));
     }
     fields::check_map(&body, fields::EMBEDDINGS)?;
-    let mut call = GateCall::begin(&state, &principal, &req, "embeddings", requested).await?;
     // At most one token per byte of the body: the hold is an upper bound, not an average.
-    let tokens = bytes.len() as u64;
-    let json = JsonCall {
-        path: "/embeddings",
+    let job = Media {
+        kind: "embeddings",
+        requested,
         capability: "embeddings",
         aliases: true,
-        estimate_tokens: tokens,
+        estimate_tokens: bytes.len() as u64,
+        what: MediaRequest::Json {
+            path: "/embeddings",
+            body,
+        },
     };
-    json.run(&state, &principal, &mut call, &body).await
+    pipeline::run(&state, &principal, &req, None, job).await
 }
 
 /// Image generation, from OpenAI keys only.
@@ -236,71 +305,20 @@ pub async fn images(
     let requested = body
         .get("model")
         .and_then(Value::as_str)
-        .unwrap_or("dall-e-2");
-    let mut call = GateCall::begin(&state, &principal, &req, "images", requested).await?;
-    let json = JsonCall {
-        path: "/images/generations",
+        .unwrap_or("dall-e-2")
+        .to_owned();
+    let job = Media {
+        kind: "images",
+        requested,
         capability: "image_generation",
         aliases: false,
         estimate_tokens: 0,
+        what: MediaRequest::Json {
+            path: "/images/generations",
+            body,
+        },
     };
-    json.run(&state, &principal, &mut call, &body).await
-}
-
-/// A JSON-in, JSON-out OpenAI endpoint (embeddings, images).
-struct JsonCall {
-    path: &'static str,
-    capability: &'static str,
-    aliases: bool,
-    estimate_tokens: u64,
-}
-
-impl JsonCall {
-    async fn run(
-        &self,
-        state: &AppState,
-        principal: &Principal,
-        call: &mut GateCall,
-        body: &Map<String, Value>,
-    ) -> Result<HttpResponse, ApiError> {
-        let timeout = state.config.upstream.timeout();
-        let routed = route_openai(
-            state,
-            principal,
-            call,
-            self.capability,
-            self.aliases,
-            self.estimate_tokens,
-            |endpoint, model| {
-                post_json(
-                    state.http.clone(),
-                    endpoint,
-                    self.path,
-                    with_model(body, &model),
-                    timeout,
-                )
-            },
-        )
-        .await;
-        finish_json(call, routed.map(json_answer))
-    }
-}
-
-/// Charges a JSON answer by its `usage` block (embeddings report prompt tokens) and renders it.
-fn finish_json(
-    call: &mut GateCall,
-    answer: Result<(Model, Value), ApiError>,
-) -> Result<HttpResponse, ApiError> {
-    let (model, value) = answer.map_err(|err| call.fail(err))?;
-    let usage = &value["usage"];
-    let usage = Usage {
-        prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
-        completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
-    };
-    call.succeed(&model, usage);
-    let mut response = HttpResponse::Ok();
-    call.headers(&mut response);
-    Ok(response.json(value))
+    pipeline::run(&state, &principal, &req, None, job).await
 }
 
 /// Text to speech, from OpenAI keys only; the audio is streamed as it arrives.
@@ -319,7 +337,7 @@ pub async fn speech(
     json::Body(bytes): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let body: Map<String, Value> = json::parse(&bytes)?;
-    let requested = required_str(&body, "model", 200)?;
+    let requested = required_str(&body, "model", 200)?.to_owned();
     let input_chars = required_str(&body, "input", 4096)?.chars().count() as u64;
     let voice = body
         .get("voice")
@@ -344,40 +362,15 @@ pub async fn speech(
         )
         .with_param("response_format"));
     };
-    let mut call = GateCall::begin(&state, &principal, &req, "speech", requested).await?;
-    let timeout = state.config.upstream.timeout();
-    let routed = route_openai(
-        &state,
-        &principal,
-        &mut call,
-        "speech",
-        false,
-        input_chars,
-        |endpoint, model| {
-            let request = endpoint
-                .request(&state.http, Method::POST, "/audio/speech")
-                .header(CONTENT_TYPE.as_str(), "application/json")
-                .body(with_model(&body, &model));
-            // Only the head is awaited here: the audio is relayed as it arrives.
-            async move { endpoint.send(request, Some(timeout)).await }
-        },
-    )
-    .await;
-    let served = routed.map_err(|err| call.fail(err))?;
-    // Speech is priced per input character, kept in the catalog as the input price per million.
-    call.succeed(
-        &served.model,
-        Usage {
-            prompt_tokens: input_chars,
-            completion_tokens: 0,
-        },
-    );
-    let mut response = HttpResponse::Ok();
-    call.headers(&mut response);
-    // Audio is relayed as it arrives, never buffered whole.
-    Ok(response
-        .content_type(*content_type)
-        .streaming(served.value.bytes_stream()))
+    let job = Media {
+        kind: "speech",
+        requested,
+        capability: "speech",
+        aliases: false,
+        estimate_tokens: input_chars,
+        what: MediaRequest::Speech { content_type, body },
+    };
+    pipeline::run(&state, &principal, &req, None, job).await
 }
 
 /// A parsed transcription upload.
@@ -418,35 +411,15 @@ pub async fn transcriptions(
         .find(|(k, _)| k == "model")
         .map(|(_, v)| v.clone());
     let requested = requested.ok_or_else(|| ApiError::invalid_field("model", "is required"))?;
-    let mut call = GateCall::begin(&state, &principal, &req, "transcriptions", &requested).await?;
-    let timeout = state.config.upstream.timeout();
-    let routed = route_openai(
-        &state,
-        &principal,
-        &mut call,
-        "transcription",
-        false,
-        0,
-        |endpoint, model| {
-            let form = form_for(&upload, &model);
-            let http = state.http.clone();
-            async move {
-                let form = form.map_err(|e| ProviderError::new(ErrorKind::Client, None, e))?;
-                let request = endpoint
-                    .request(&http, Method::POST, "/audio/transcriptions")
-                    .timeout(timeout)
-                    .multipart(form);
-                transcript(&endpoint, request).await
-            }
-        },
-    )
-    .await;
-    let served = routed.map_err(|err| call.fail(err))?;
-    let (content_type, bytes) = served.value;
-    call.succeed(&served.model, Usage::default());
-    let mut response = HttpResponse::Ok();
-    call.headers(&mut response);
-    Ok(response.content_type(content_type).body(bytes))
+    let job = Media {
+        kind: "transcriptions",
+        requested,
+        capability: "transcription",
+        aliases: false,
+        estimate_tokens: 0,
+        what: MediaRequest::Transcription(upload),
+    };
+    pipeline::run(&state, &principal, &req, None, job).await
 }
 
 /// The whole transcript (JSON, or text for `response_format` text/srt/vtt) and its content

@@ -257,6 +257,8 @@ fn provider_view<'a>(p: &'a Provider, viewer: &Viewer) -> ProviderView<'a> {
         signup_url: &p.signup_url,
         free_tier: p.free_tier,
         openai_compatible: p.openai_compatible,
+        api: p.api,
+        optional_credential_fields: &p.optional_credential_fields,
         auth: if p.oauth { "oauth" } else { "api_key" },
         is_configured: viewer.is_configured(&p.id),
     }
@@ -306,6 +308,12 @@ struct ProviderView<'a> {
     signup_url: &'a str,
     free_tier: bool,
     openai_compatible: bool,
+    /// The wire dialect: `openai`, `anthropic` or `gemini`.
+    #[schema(value_type = String)]
+    api: crate::catalog::Api,
+    /// Credential fields a key may leave out (a local server's `api_key`).
+    #[schema(value_type = Vec<String>)]
+    optional_credential_fields: &'a [String],
     /// `api_key` or `oauth`.
     #[schema(value_type = String)]
     auth: &'static str,

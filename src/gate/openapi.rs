@@ -17,6 +17,7 @@ pub fn api() -> utoipa::openapi::OpenApi {
 #[derive(OpenApi)]
 #[openapi(paths(
     super::chat::chat_completions,
+    super::messages::messages,
     super::media::embeddings,
     super::media::images,
     super::media::speech,
@@ -65,6 +66,12 @@ open_schema!(
     SpeechRequest,
     ["model", "input", "voice"],
     "OpenAI's speech request: `model`, `input` (at most 4096 characters) and `voice`"
+);
+open_schema!(
+    MessagesRequest,
+    ["model"],
+    "Anthropic's Messages request: `model` (a catalog id or an alias), `messages` and `max_tokens`; \
+     other fields are forwarded to Anthropic as sent and translated for other providers"
 );
 open_schema!(
     OpenAiObject,

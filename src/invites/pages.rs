@@ -319,7 +319,7 @@ pub(super) async fn save_credentials(
     let provider = catalog
         .provider(&provider_id)
         .ok_or("The provider is no longer offered.")?;
-    if provider.openai_compatible {
+    if provider.checkable() {
         let endpoint =
             crate::providers::Endpoint::new(provider, &credentials).map_err(|e| e.message)?;
         if let Err(err) = endpoint

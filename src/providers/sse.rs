@@ -39,26 +39,7 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
-/// Token counts from a `usage` object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct Usage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
-}
-
-impl Usage {
-    pub fn from_json(usage: &serde_json::Value) -> Option<Usage> {
-        Some(Usage {
-            prompt_tokens: usage.get("prompt_tokens")?.as_u64()?,
-            completion_tokens: usage
-                .get("completion_tokens")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-        })
-    }
-}
+pub use super::usage::Usage;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
@@ -139,10 +120,20 @@ pub fn opening_verdict(event: &[u8]) -> Option<Result<(), ProviderError>> {
     })
 }
 
-/// The payload of the event's `data:` line(s).
-fn data_of(event: &[u8]) -> Option<&[u8]> {
+/// The payload of the event's `data:` line: the whole event after it when the event starts
+/// with it (OpenAI's one-line events), else the first `data:` line after `event:` or `id:` lines
+/// (Anthropic names its events).
+pub fn data_of(event: &[u8]) -> Option<&[u8]> {
     let text = event.trim_ascii();
-    let rest = text.strip_prefix(b"data:")?;
+    let rest = match text.strip_prefix(b"data:") {
+        Some(rest) => rest,
+        None => {
+            let line = text
+                .split(|b| *b == b'\n')
+                .find(|line| line.starts_with(b"data:"))?;
+            line[5..].trim_ascii_end()
+        }
+    };
     Some(rest.strip_prefix(b" ").unwrap_or(rest))
 }
 
@@ -166,6 +157,7 @@ mod tests {
             let usage = Usage {
                 prompt_tokens: 3,
                 completion_tokens: 5,
+                ..Usage::default()
             };
             assert_eq!(
                 kinds,

@@ -43,8 +43,12 @@ impl Credentials {
         for name in &provider.credential_fields {
             match object.get(name).and_then(|v| v.as_str()).map(str::trim) {
                 Some(text) if !text.is_empty() && text.len() <= 4096 => {
+                    if name == crate::providers::BASE_URL_FIELD {
+                        crate::providers::check_base_url(text)?;
+                    }
                     fields.insert(name.clone(), Secret::new(text));
                 }
+                None | Some("") if provider.optional_credential_fields.contains(name) => {}
                 _ => {
                     return Err(format!(
                         "credentials for {} need {}",
@@ -148,7 +152,10 @@ fn field_list(provider: &Provider) -> String {
     let names: Vec<String> = provider
         .credential_fields
         .iter()
-        .map(|f| format!("`{f}`"))
+        .map(|f| match provider.optional_credential_fields.contains(f) {
+            true => format!("`{f}` (optional)"),
+            false => format!("`{f}`"),
+        })
         .collect();
     names.join(" and ")
 }

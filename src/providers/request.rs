@@ -1,9 +1,10 @@
-//! `ChatRequest`: the client's body kept as a JSON map, so every field OpenAI adds is forwarded
-//! untouched; only `model`, `messages`, `stream` and `stream_options` are read.
+//! `ChatRequest`: the gateway's request in OpenAI form, as every adapter reads it. The client's
+//! body is kept as a JSON map, so every field OpenAI adds is forwarded untouched to an OpenAI
+//! dialect; only `model`, `messages`, `stream` and `stream_options` are read here.
 
-use super::raw::RawObject;
 use crate::catalog::Model;
 use crate::error::{ApiError, ErrorCode};
+use crate::raw::RawObject;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
@@ -69,7 +70,6 @@ impl ChatRequest {
             .flatten();
         let include_usage = stream_options.as_ref().and_then(|o| o.get("include_usage"))
             == Some(&Value::Bool(true));
-        super::fields::check(&body, super::fields::CHAT)?;
         let max_tokens = ["max_completion_tokens", "max_tokens"]
             .iter()
             .find_map(|name| body.get::<u64>(name).and_then(Result::ok));
@@ -81,6 +81,24 @@ impl ChatRequest {
             max_tokens,
             stream_options,
         })
+    }
+
+    /// The body as the client sent it.
+    pub fn body(&self) -> &RawObject {
+        &self.body
+    }
+
+    /// One field of the body, decoded (`None` when absent, `null` or of another type).
+    pub fn field<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<T> {
+        self.body
+            .get::<Option<T>>(name)
+            .and_then(Result::ok)
+            .flatten()
+    }
+
+    /// The completion limit to send: a hard budget's, else the client's, else `default`.
+    pub fn completion_limit(&self, imposed: Option<u64>, default: u64) -> u64 {
+        imposed.or(self.max_tokens).unwrap_or(default)
     }
 
     /// The prompt's size in tokens, estimated from the messages (4 bytes a token): what a
