@@ -52,6 +52,10 @@ pub struct Logged {
     pub body: Value,
     /// The names of the request's headers, lowercase.
     pub header_names: Vec<String>,
+    /// The request's headers (lowercase names), for dialect checks.
+    pub headers: HashMap<String, String>,
+    /// The query string.
+    pub query: String,
     /// The W3C trace context it was sent.
     pub traceparent: Option<String>,
 }
@@ -156,11 +160,14 @@ async fn serve(
     script: web::Data<Mutex<Script>>,
     probe: web::Data<SlowStreamProbe>,
 ) -> HttpResponse {
-    let api_key = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    // The key wherever the dialect puts it: bearer (OpenAI), x-api-key (Anthropic), x-goog-api-key
+    // (Gemini), api-key (Azure).
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let api_key = header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| header("x-api-key"))
+        .or_else(|| header("x-goog-api-key"))
+        .or_else(|| header("api-key"))
         .unwrap_or_default()
         .to_owned();
     let path = req.path().to_owned();
@@ -181,6 +188,12 @@ async fn serve(
                 .keys()
                 .map(|k| k.as_str().to_owned())
                 .collect(),
+            headers: req
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            query: req.query_string().to_owned(),
         },
     );
     match behaviour {
@@ -201,6 +214,12 @@ async fn serve(
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             HttpResponse::Ok().finish()
+        }
+        Behaviour::DieMidStream if path.ends_with("/messages") => {
+            crate::fake_dialects::anthropic(&api_key, &json_body, true)
+        }
+        Behaviour::DieMidStream if path.contains(":streamGenerateContent") => {
+            crate::fake_dialects::gemini(&api_key, &path, &json_body, true)
         }
         Behaviour::DieMidStream => {
             // Pace the chunks so they leave the socket before the connection is cut.
@@ -289,6 +308,12 @@ fn slow_stream(probe: Arc<SlowStreamProbe>, body: Value) -> HttpResponse {
 }
 
 fn ok(path: &str, api_key: &str, body: &Value, body_len: usize) -> HttpResponse {
+    if path.ends_with("/messages") {
+        return crate::fake_dialects::anthropic(api_key, body, false);
+    }
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        return crate::fake_dialects::gemini(api_key, path, body, false);
+    }
     if path.ends_with("/models") {
         return HttpResponse::Ok().json(
             json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model" }] }),

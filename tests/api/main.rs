@@ -14,6 +14,8 @@ mod brands;
 mod catalog;
 mod chat;
 mod cli;
+mod dialects;
+mod fake_dialects;
 mod fake_oauth;
 mod fake_provider;
 mod hard_budget;
