@@ -40,6 +40,61 @@ pub struct Config {
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
+    /// Providers the operator adds without a release, keyed by their new id.
+    #[serde(default)]
+    pub custom_providers: BTreeMap<String, CustomProvider>,
+}
+
+/// `[custom_providers.<id>]`: an upstream of a known dialect at the operator's URL. It appears in
+/// `/providers` and `/models` like a built-in; brands (or the pool) add keys for it as for any
+/// provider (the key is optional: self-hosted servers often take none).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomProvider {
+    #[serde(default)]
+    pub api: crate::catalog::Api,
+    pub base_url: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub auth: Option<crate::catalog::Auth>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub param_mappings: BTreeMap<String, String>,
+    /// Models by name (`"llama-3.1-8b"`) or in full (`{ name = …, context_window = …, … }`).
+    #[serde(default)]
+    pub models: Vec<CustomModel>,
+    /// List `GET <base_url>/models` at start and every few minutes, adding what it serves.
+    #[serde(default)]
+    pub discover_models: bool,
+    /// The key `discover_models` lists with (requests use the vault's keys).
+    #[serde(default)]
+    pub discovery_key: Secret,
+}
+
+/// One model of a custom provider: a name, or a table with its limits, prices and capabilities.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CustomModel {
+    Name(String),
+    Spec(CustomModelSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomModelSpec {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub context_window: Option<u32>,
+    pub max_output_tokens: Option<u32>,
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    #[serde(default)]
+    pub output_per_mtok: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -431,6 +486,41 @@ impl Config {
         for (id, client) in self.providers.iter() {
             if let Some(client) = &client.oauth {
                 client.validate(&format!("providers.{id}.oauth"))?;
+            }
+        }
+        for (id, custom) in &self.custom_providers {
+            let at = format!("custom_providers.{id}");
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                bail!("invalid config at `{at}`: an id holds only a-z, 0-9, _ and -");
+            }
+            match url::Url::parse(&custom.base_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => {
+                    bail!("invalid config at `{at}.base_url`: expected an http:// or https:// URL")
+                }
+            }
+            if custom.models.is_empty() && !custom.discover_models {
+                bail!(
+                    "invalid config at `{at}`: list its `models` or set `discover_models = true`"
+                );
+            }
+            for model in &custom.models {
+                let (name, prices) = match model {
+                    CustomModel::Name(name) => (name, (0.0, 0.0)),
+                    CustomModel::Spec(spec) => {
+                        (&spec.name, (spec.input_per_mtok, spec.output_per_mtok))
+                    }
+                };
+                if name.is_empty() {
+                    bail!("invalid config at `{at}.models`: a model needs a name");
+                }
+                if !(prices.0 >= 0.0 && prices.1 >= 0.0) {
+                    bail!("invalid config at `{at}.models`: `{name}` has a negative price");
+                }
             }
         }
         Ok(())

@@ -345,6 +345,21 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     // Stopped with the other loops, after the server: every finished request's spans are queued.
     tasks.extend(exporting);
     tasks.extend(alerting);
+    if state
+        .config
+        .custom_providers
+        .values()
+        .any(|c| c.discover_models)
+    {
+        // Listed once before serving, so the first requests see the models.
+        catalog::discovery::discover(&state.config, &state.http, &state.catalog).await;
+        tasks.push(tokio::spawn(catalog::discovery::keep_discovering(
+            (*state.config).clone(),
+            state.http.clone(),
+            state.catalog.clone(),
+            stopping.clone(),
+        )));
+    }
     if let Some(windows) = windows {
         // What each kind of window admitted here, replayed into a Redis that came back empty.
         let budgets = state.budgets.clone();
@@ -397,7 +412,7 @@ async fn load_catalog(
     config: &Config,
     db: &sea_orm::DatabaseConnection,
 ) -> anyhow::Result<Catalog> {
-    let mut catalog = Catalog::load(&config.providers)?;
+    let mut catalog = Catalog::load(&config.providers)?.with_custom(&config.custom_providers)?;
     for (alias, models) in catalog::load_overrides(db).await? {
         match catalog.with_chain(&alias, models) {
             Ok(updated) => catalog = updated,

@@ -149,10 +149,12 @@ async fn status(config: Config) -> anyhow::Result<()> {
     };
     report("vault", vault_keys);
     let providers = spidergate::catalog::Catalog::load(&config.providers)
+        .and_then(|catalog| catalog.with_custom(&config.custom_providers))
         .map(|catalog| {
             let overridden = config.providers.len();
+            let custom = config.custom_providers.len();
             format!(
-                "{} in the catalog, {overridden} with overrides",
+                "{} in the catalog, {overridden} with overrides, {custom} custom",
                 catalog.providers().len()
             )
         })

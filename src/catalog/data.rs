@@ -45,6 +45,28 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// A `[custom_providers.<id>]` entry as a catalog provider: its key is optional.
+    fn custom(id: &str, spec: &crate::config::CustomProvider) -> Provider {
+        Provider {
+            id: id.to_owned(),
+            label: spec.label.clone().unwrap_or_else(|| id.to_owned()),
+            category: "custom".into(),
+            base_url: spec.base_url.trim_end_matches('/').to_owned(),
+            credential_fields: vec!["api_key".into()],
+            key_hint: "the server's API key, if it takes one".into(),
+            signup_url: String::new(),
+            free_tier: false,
+            openai_compatible: spec.api == Api::Openai,
+            api: spec.api,
+            auth: spec.auth,
+            headers: spec.headers.clone(),
+            query: spec.query.clone(),
+            param_mappings: spec.param_mappings.clone(),
+            optional_credential_fields: vec!["api_key".into()],
+            oauth: false,
+        }
+    }
+
     /// How this provider's key is sent upstream.
     pub fn auth(&self) -> Auth {
         self.auth.unwrap_or(match self.api {
@@ -116,6 +138,37 @@ pub struct Model {
 }
 
 impl Model {
+    /// A custom provider's model: `<provider>/<name>`, with what the operator said and sane
+    /// defaults for the rest (a chat model of 32k context and 4k output, free unless priced).
+    fn custom(provider: &str, model: &crate::config::CustomModel) -> Model {
+        use crate::config::CustomModel;
+        let (name, spec) = match model {
+            CustomModel::Name(name) => (name.as_str(), None),
+            CustomModel::Spec(spec) => (spec.name.as_str(), Some(spec)),
+        };
+        let input = spec.map_or(0.0, |s| s.input_per_mtok);
+        let output = spec.map_or(0.0, |s| s.output_per_mtok);
+        Model {
+            id: format!("{provider}/{name}"),
+            provider: provider.to_owned(),
+            provider_model: name.to_owned(),
+            display_name: spec
+                .and_then(|s| s.display_name.clone())
+                .unwrap_or_else(|| name.to_owned()),
+            context_window: spec.and_then(|s| s.context_window).unwrap_or(32_768),
+            max_output_tokens: spec.and_then(|s| s.max_output_tokens).unwrap_or(4_096),
+            capabilities: spec
+                .and_then(|s| s.capabilities.clone())
+                .unwrap_or_else(|| vec!["chat".into(), "streaming".into()]),
+            free_tier: input == 0.0 && output == 0.0,
+            input_per_mtok: input,
+            output_per_mtok: output,
+            cache_read_per_mtok: None,
+            cache_write_per_mtok: None,
+            created: 0,
+        }
+    }
+
     /// What `prompt` and `completion` tokens cost at this model's list prices.
     pub fn cost(&self, prompt: u64, completion: u64) -> Money {
         let usd =
@@ -194,6 +247,47 @@ impl Catalog {
             }
         }
         Ok(catalog)
+    }
+
+    /// A copy with the operator's custom providers and their listed models. Fails naming a
+    /// custom id that a built-in provider already has.
+    pub fn with_custom(
+        &self,
+        custom: &BTreeMap<String, crate::config::CustomProvider>,
+    ) -> anyhow::Result<Catalog> {
+        if custom.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut providers = self.providers.clone();
+        let mut models = self.models.clone();
+        for (id, spec) in custom {
+            if self.provider_index.contains_key(id) {
+                bail!(
+                    "invalid config at `custom_providers.{id}`: `{id}` is a built-in provider; configure it under [providers.{id}]"
+                );
+            }
+            providers.push(Provider::custom(id, spec));
+            models.extend(spec.models.iter().map(|m| Model::custom(id, m)));
+        }
+        Catalog::build(providers, models, self.aliases.clone())
+    }
+
+    /// A copy with `provider`'s models that `names` lists and the catalog lacks added (what
+    /// `discover_models` found). Models are never removed here: an alias may name them.
+    pub fn with_discovered(&self, provider: &str, names: &[String]) -> Catalog {
+        let fresh: Vec<Model> = names
+            .iter()
+            .map(|name| Model::custom(provider, &crate::config::CustomModel::Name(name.clone())))
+            .filter(|m| !self.model_index.contains_key(&m.id))
+            .collect();
+        if fresh.is_empty() {
+            return self.clone();
+        }
+        let mut models = self.models.clone();
+        models.extend(fresh);
+        // The ids are new and the providers and aliases unchanged: building cannot fail.
+        Catalog::build(self.providers.clone(), models, self.aliases.clone())
+            .unwrap_or_else(|_| self.clone())
     }
 
     fn build(
@@ -457,6 +551,24 @@ mod tests {
             err.to_string().contains("providers.cloudflare.oauth"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_custom_provider_may_not_take_a_built_in_id() {
+        let spec: crate::config::CustomProvider =
+            toml::from_str("base_url = \"http://127.0.0.1:8000/v1\"\nmodels = [\"m\"]")
+                .expect("spec");
+        let custom = BTreeMap::from([("groq".to_owned(), spec.clone())]);
+        let err = builtin().with_custom(&custom).expect_err("a built-in id");
+        assert!(err.to_string().contains("custom_providers.groq"), "{err}");
+        let custom = BTreeMap::from([("mine".to_owned(), spec)]);
+        let catalog = builtin().with_custom(&custom).expect("a new id");
+        assert_eq!(
+            catalog.model("mine/m").map(|m| m.provider_model.as_str()),
+            Some("m")
+        );
+        let found = catalog.with_discovered("mine", &["m".into(), "n".into()]);
+        assert_eq!(found.models().len(), catalog.models().len() + 1);
     }
 
     #[test]

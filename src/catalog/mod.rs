@@ -8,6 +8,7 @@
 
 pub mod admin;
 mod data;
+pub mod discovery;
 mod store;
 
 pub use data::{Alias, Api, Auth, Catalog, Model, Provider};

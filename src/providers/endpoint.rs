@@ -250,7 +250,47 @@ async fn read_limited(mut response: Response) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::check_base_url;
+    use super::{Endpoint, check_base_url};
+    use crate::catalog::Catalog;
+    use crate::vault::Credentials;
+
+    #[test]
+    fn azure_fills_its_url_from_the_credential_and_sends_api_key_and_api_version() {
+        let catalog = Catalog::load(&Default::default()).expect("catalog");
+        let azure = catalog.provider("azure_openai").expect("azure");
+        let fields = serde_json::json!({ "api_key": "az-key-123", "resource": "contoso", "deployment": "gpt4o-prod" });
+        let credentials = Credentials::from_request(azure, &fields).expect("credentials");
+        let endpoint = Endpoint::new(azure, &credentials).expect("endpoint");
+        crate::install_tls_provider();
+        let request = endpoint
+            .request(
+                &reqwest::Client::new(),
+                reqwest::Method::POST,
+                "/chat/completions",
+            )
+            .build()
+            .expect("request");
+        let url = request.url();
+        assert_eq!(url.host_str(), Some("contoso.openai.azure.com"));
+        assert_eq!(
+            url.path(),
+            "/openai/deployments/gpt4o-prod/chat/completions"
+        );
+        assert!(
+            url.query().is_some_and(|q| q.starts_with("api-version=")),
+            "{url}"
+        );
+        assert_eq!(request.headers()["api-key"], "az-key-123");
+        assert!(request.headers().get("authorization").is_none());
+
+        let bad =
+            serde_json::json!({ "api_key": "k", "resource": "evil.com/x", "deployment": "d" });
+        let credentials = Credentials::from_request(azure, &bad).expect("fields present");
+        assert!(
+            Endpoint::new(azure, &credentials).is_err(),
+            "a placeholder cannot smuggle a host"
+        );
+    }
 
     #[test]
     fn a_keys_own_base_url_may_be_local_but_never_a_metadata_address() {

@@ -683,3 +683,101 @@ async fn embeddings_route_to_any_openai_dialect_provider_with_the_capability() {
     .await
     .assert_error(503, "no_available_key");
 }
+
+#[actix_web::test]
+async fn custom_providers_serve_their_listed_and_discovered_models_like_built_ins() {
+    use spidergate::config::{CustomModel, CustomModelSpec, CustomProvider};
+    let app = crate::helpers::spawn_app_with(|config| {
+        // Every built-in points at the fake; the custom provider does too, under its own path.
+        let fake = config.providers["openai"]
+            .base_url
+            .clone()
+            .expect("fake URL");
+        let fake = fake.trim_end_matches("/openai/v1").to_owned();
+        config.custom_providers.insert(
+            "team_vllm".into(),
+            CustomProvider {
+                api: Default::default(),
+                base_url: format!("{fake}/team_vllm/v1"),
+                label: Some("Team vLLM".into()),
+                auth: None,
+                headers: [("x-team".to_owned(), "ml".to_owned())].into(),
+                query: Default::default(),
+                param_mappings: Default::default(),
+                models: vec![
+                    CustomModel::Name("llama-local".into()),
+                    CustomModel::Spec(CustomModelSpec {
+                        name: "priced".into(),
+                        display_name: None,
+                        context_window: Some(8192),
+                        max_output_tokens: Some(512),
+                        capabilities: None,
+                        input_per_mtok: 1.0,
+                        output_per_mtok: 2.0,
+                    }),
+                ],
+                discover_models: true,
+                discovery_key: spidergate::secret::Secret::new("discovery-key"),
+            },
+        );
+    })
+    .await;
+    let listed = last_to(&app, "/team_vllm/v1/models");
+    assert_eq!(
+        listed.headers.get("authorization").map(String::as_str),
+        Some("Bearer discovery-key")
+    );
+
+    let providers = app.get("/api/gate/v1/providers", None).await.body;
+    let custom = providers["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|p| p["id"] == "team_vllm")
+        .expect("the custom provider is listed")
+        .clone();
+    assert_eq!(
+        (custom["label"].as_str(), custom["category"].as_str()),
+        (Some("Team vLLM"), Some("custom"))
+    );
+    let models = app.get("/api/gate/v1/models?limit=500", None).await.body;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    for id in [
+        "team_vllm/llama-local",
+        "team_vllm/priced",
+        "team_vllm/fake-model",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+
+    // A key without an api_key (the server takes none), then a call to a discovered model.
+    let (credential, token) = app.brand_with_token().await;
+    let reply = app
+        .post(
+            "/api/v1/integrations",
+            Some(&credential),
+            json!({ "provider_name": "team_vllm", "credentials": {} }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let reply = app.chat(&token, "team_vllm/fake-model").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let sent = last_to(&app, "/team_vllm/v1/chat/completions");
+    assert_eq!(sent.body["model"], "fake-model");
+    assert_eq!(sent.headers.get("x-team").map(String::as_str), Some("ml"));
+    assert!(!sent.header_names.contains(&"authorization".to_owned()));
+    // The priced model bills at the operator's prices (the fake reports 10 prompt, 5 completion).
+    let reply = app.chat(&token, "team_vllm/priced").await;
+    let cost = reply.body["spidergate_metadata"]["cost_usd"]
+        .as_f64()
+        .expect("cost");
+    assert!(
+        (cost - (10.0 * 1.0 + 5.0 * 2.0) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
+}
