@@ -35,6 +35,7 @@ mod relay;
 mod replicas;
 mod robustness;
 mod sdk_conventions;
+mod sdk_tools;
 mod shared_budgets;
 mod shared_keys;
 mod shared_limits;

@@ -11,7 +11,7 @@ const MODEL: &str = "gpt-4o-mini";
 const KEY: &str = "sk-openai-python-sdk-1";
 
 /// The virtual environment's Python, built on first use.
-fn python() -> String {
+pub fn python() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let output = std::process::Command::new("bash")
         .arg(format!("{root}/scripts/python-env"))
