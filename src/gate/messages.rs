@@ -39,7 +39,7 @@ const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
     responses(
         (status = 200, description = "The message (JSON), or its event stream",
             content((super::openapi::OpenAiObject = "application/json"), (super::openapi::StreamEvent = "text/event-stream"))),
-        crate::openapi::schemas::Failed),
+        super::openapi::AnthropicFailed),
     security(("agent" = [])))]
 pub async fn messages(
     state: web::Data<AppState>,

@@ -148,3 +148,30 @@ struct SpiderGateMetadata {
     fallback_used: bool,
     original_model: String,
 }
+
+/// An Anthropic-style failure of `/messages`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "a schema")]
+pub enum AnthropicFailed {
+    #[response(status = "4XX", description = "Refused: `error.type` says what kind")]
+    Client(AnthropicError),
+    #[response(status = "5XX", description = "The gateway or an upstream failed")]
+    Server(AnthropicError),
+}
+
+/// `{"type":"error","error":{"type","message"}}`, as Anthropic's API answers failures.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code, reason = "a schema: written by messages::anthropic_errors")]
+pub struct AnthropicError {
+    #[serde(rename = "type")]
+    kind: String,
+    error: AnthropicErrorBody,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code, reason = "a schema")]
+struct AnthropicErrorBody {
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+}

@@ -181,6 +181,8 @@ mod tests {
             (429, ErrorKind::RateLimited, true),
             (500, ErrorKind::Server, true),
             (503, ErrorKind::Server, true),
+            // Anthropic's "overloaded".
+            (529, ErrorKind::Server, true),
             (400, ErrorKind::Client, false),
             (422, ErrorKind::Client, false),
         ];
