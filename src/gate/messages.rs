@@ -48,7 +48,12 @@ pub async fn messages(
     json::Body(body): json::Body,
 ) -> Result<HttpResponse, ApiError> {
     let native = parse(&body)?;
-    let chat = ChatRequest::parse(&to_chat(&native)?)?;
+    let model = native
+        .get::<String>("model")
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let model = anthropic_id(&state.catalog.load(), &model);
+    let chat = ChatRequest::parse(&to_chat(&native, &model)?)?;
     let forwarded = FORWARDED
         .iter()
         .filter_map(|name| {
@@ -94,8 +99,27 @@ fn parse(body: &[u8]) -> Result<RawObject, ApiError> {
     Ok(native)
 }
 
-/// The Messages request as an OpenAI chat request (JSON), for providers of other dialects.
-fn to_chat(native: &RawObject) -> Result<Vec<u8>, ApiError> {
+/// The catalog id for a model named as Anthropic names it: Claude Code and the SDKs send
+/// `claude-sonnet-4-5` or a dated `claude-haiku-4-5-20251001` where the catalog says
+/// `anthropic/claude-sonnet-4-5`. Any id the catalog knows (a model or an alias) stays as it is.
+fn anthropic_id(catalog: &crate::catalog::Catalog, requested: &str) -> String {
+    if catalog.knows(requested) {
+        return requested.to_owned();
+    }
+    let undated = match requested.rsplit_once('-') {
+        Some((name, date)) if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => requested,
+    };
+    [requested, undated]
+        .iter()
+        .map(|name| format!("anthropic/{name}"))
+        .find(|id| catalog.model(id).is_some())
+        .unwrap_or_else(|| requested.to_owned())
+}
+
+/// The Messages request as an OpenAI chat request (JSON) for `model`, for providers of other
+/// dialects.
+fn to_chat(native: &RawObject, model: &str) -> Result<Vec<u8>, ApiError> {
     let field = |name: &str| native.get::<Value>(name).and_then(Result::ok);
     let mut messages = Vec::new();
     match field("system") {
@@ -113,7 +137,7 @@ fn to_chat(native: &RawObject) -> Result<Vec<u8>, ApiError> {
         chat_messages(&message, &mut messages)?;
     }
     let mut chat = json!({
-        "model": field("model"),
+        "model": model,
         "messages": messages,
         "max_tokens": field("max_tokens"),
     });

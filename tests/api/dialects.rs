@@ -443,6 +443,19 @@ async fn messages_pass_through_to_anthropic_with_the_clients_headers() {
     assert_eq!(sent.body["system"][0]["cache_control"]["type"], "ephemeral");
     assert_eq!(sent.body["model"], "claude-sonnet-4-5");
 
+    // Claude Code's names for Anthropic's models (bare, or dated) resolve to the catalog's.
+    let response = messages(
+        &app,
+        &token,
+        json!({ "model": "claude-sonnet-4-5-20250929", "max_tokens": 20,
+        "messages": [{ "role": "user", "content": "hi" }] }),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let message: Value = response.json().await.expect("json");
+    assert_eq!(message["model"], CLAUDE);
+
     // Streamed, the upstream's events are forwarded as they came.
     let response = messages(
         &app,
