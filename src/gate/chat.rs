@@ -140,7 +140,7 @@ impl Job for ChatJob {
 
 /// One attempt of a chat completion with `endpoint`: the whole answer within the timeout, or a
 /// stream that has produced its first event.
-pub(super) async fn attempt_chat(
+async fn attempt_chat(
     state: &AppState,
     endpoint: &Endpoint,
     model: &Model,
@@ -172,7 +172,7 @@ pub(super) async fn attempt_chat(
 /// The most this request can cost on each model of the plan: its prompt bound at the input
 /// price plus the completion limit (the client's, at most the model's maximum output) at the
 /// output price. A hard budget lowers the completion limit to what it can pay for.
-pub(super) fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
+fn worst_case(plan: &Plan, request: &ChatRequest, body_len: usize) -> Estimate {
     let prompt = request.prompt_bound(body_len);
     let prices = plan
         .candidates

@@ -8,7 +8,7 @@
 //! `{"type":"error","error":{…}}` with the gateway's status codes.
 
 use super::call::GateCall;
-use super::chat::{ChatAnswer, attempt_chat, fallback_header, worst_case};
+use super::chat::{ChatAnswer, ChatJob, fallback_header};
 use super::pipeline::{self, Job};
 use super::stream::{self, Opened, Outbound, StreamReply};
 use crate::auth::Principal;
@@ -63,8 +63,11 @@ pub async fn messages(
         .collect();
     let job = MessagesJob {
         native,
-        chat,
-        body_len: body.len(),
+        chat: ChatJob {
+            request: chat,
+            body_len: body.len(),
+            include_route_trace: false,
+        },
         forwarded,
     };
     pipeline::run(&state, &principal, &req, Some(&body), job).await
@@ -253,9 +256,9 @@ fn chat_messages(message: &Value, out: &mut Vec<Value>) -> Result<(), ApiError> 
 struct MessagesJob {
     /// The client's body, passed to an Anthropic upstream.
     native: RawObject,
-    /// The same request in chat form, for every other provider.
-    chat: ChatRequest,
-    body_len: usize,
+    /// The same request in chat form, for every other provider: planned, held and tried as
+    /// chat is.
+    chat: ChatJob,
     forwarded: Vec<(&'static str, String)>,
 }
 
@@ -275,15 +278,15 @@ impl Job for MessagesJob {
     }
 
     fn requested(&self) -> &str {
-        &self.chat.model
+        self.chat.requested()
     }
 
     fn plan(&self, state: &AppState, principal: &Principal) -> Result<Plan, ApiError> {
-        pipeline::chat_plan(state, principal, &self.chat.model)
+        self.chat.plan(state, principal)
     }
 
     fn estimate(&self, plan: &Plan) -> Estimate {
-        worst_case(plan, &self.chat, self.body_len)
+        self.chat.estimate(plan)
     }
 
     async fn attempt(
@@ -294,7 +297,9 @@ impl Job for MessagesJob {
         completion_limit: Option<u64>,
     ) -> Result<MessagesAnswer, ProviderError> {
         if endpoint.api != Api::Anthropic {
-            return attempt_chat(state, &endpoint, &model, &self.chat, completion_limit)
+            return self
+                .chat
+                .attempt(state, endpoint, model, completion_limit)
                 .await
                 .map(MessagesAnswer::Chat);
         }
@@ -320,7 +325,7 @@ impl Job for MessagesJob {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         let timeout = state.config.upstream.timeout();
-        if self.chat.stream {
+        if self.chat.request.stream {
             return stream::open(&endpoint, request, &model, timeout)
                 .await
                 .map(MessagesAnswer::NativeStream);
@@ -349,7 +354,7 @@ impl Job for MessagesJob {
         let model = served.model;
         let reply = |native| StreamReply {
             model: model.clone(),
-            prompt_estimate: self.chat.prompt_estimate(),
+            prompt_estimate: self.chat.request.prompt_estimate(),
             idle_timeout: state.config.upstream.stream_idle_timeout(),
             native,
         };
