@@ -15,14 +15,17 @@ pub fn api() -> utoipa::openapi::OpenApi {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(
-    super::chat::chat_completions,
-    super::messages::messages,
-    super::media::embeddings,
-    super::media::images,
-    super::media::speech,
-    super::media::transcriptions
-))]
+#[openapi(
+    components(schemas(AnthropicError)),
+    paths(
+        super::chat::chat_completions,
+        super::messages::messages,
+        super::media::embeddings,
+        super::media::images,
+        super::media::speech,
+        super::media::transcriptions
+    )
+)]
 struct Generating;
 
 /// An object with these string properties required, and anything else allowed.
