@@ -24,6 +24,10 @@ pub struct Model {
     pub streamed: bool,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Prompt tokens read from the provider's cache (included in `prompt_tokens`).
+    pub cache_read_tokens: i64,
+    /// Prompt tokens written to the provider's cache (included in `prompt_tokens`).
+    pub cache_write_tokens: i64,
     pub cost_nanos: i64,
     pub fallback_used: bool,
     /// JSON array of attempts.

@@ -13,6 +13,7 @@ mod m20261202_000008_create_cache_events;
 mod m20261202_000009_create_replicas;
 mod m20261202_000010_create_budget_leases;
 mod m20261202_000011_create_alert_events;
+mod m20261203_000012_add_trace_cache_tokens;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_create_replicas::Migration),
             Box::new(m20261202_000010_create_budget_leases::Migration),
             Box::new(m20261202_000011_create_alert_events::Migration),
+            Box::new(m20261203_000012_add_trace_cache_tokens::Migration),
         ]
     }
 }

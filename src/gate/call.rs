@@ -182,6 +182,8 @@ impl GateCall {
         let cost = model.bill(&usage);
         self.trace.prompt_tokens = usage.prompt_tokens;
         self.trace.completion_tokens = usage.completion_tokens;
+        self.trace.cache_read_tokens = usage.cache_read_tokens;
+        self.trace.cache_write_tokens = usage.cache_write_tokens;
         self.trace.cost = cost;
         if let Some(guard) = self.guard.take() {
             if self.held > Money::ZERO && cost > self.held {

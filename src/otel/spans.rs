@@ -112,6 +112,16 @@ fn request_span(
             saturating(trace.attempts.len() as u64),
         ),
     ];
+    if trace.cache_read_tokens > 0 || trace.cache_write_tokens > 0 {
+        attributes.push(int(
+            "gen_ai.usage.cache_read.input_tokens",
+            saturating(trace.cache_read_tokens),
+        ));
+        attributes.push(int(
+            "gen_ai.usage.cache_creation.input_tokens",
+            saturating(trace.cache_write_tokens),
+        ));
+    }
     if let Some(token) = trace.agent_key_id {
         attributes.push(int("spidergate.token_id", token.into()));
     }

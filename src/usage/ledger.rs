@@ -48,11 +48,12 @@ fn hourly_counters(batch: &[TraceRecord]) -> Counters {
 const POSTGRES_TRACES: &str = "INSERT INTO traces (id, created_at, brand_id, agent_key_id, \
     request_kind, requested_model, model, provider, integration_id, status, http_status, \
     error_code, latency_ms, ttft_ms, streamed, prompt_tokens, completion_tokens, cost_nanos, \
-    fallback_used, attempts, spans, request_body, response_body) \
+    fallback_used, attempts, spans, request_body, response_body, cache_read_tokens, \
+    cache_write_tokens) \
     SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::int4[], $4::int4[], $5::text[], \
     $6::text[], $7::text[], $8::text[], $9::int4[], $10::text[], $11::int4[], $12::text[], \
     $13::int8[], $14::int8[], $15::bool[], $16::int8[], $17::int8[], $18::int8[], $19::bool[], \
-    $20::text[], $21::text[], $22::text[], $23::text[])";
+    $20::text[], $21::text[], $22::text[], $23::text[], $24::int8[], $25::int8[])";
 
 const POSTGRES_COUNTERS: &str = "INSERT INTO token_usage_hourly \
     (agent_key_id, hour_start, requests, cost_nanos) \
@@ -97,6 +98,8 @@ async fn postgres_insert(
         .bind(column(b, spans_json))
         .bind(column(b, |r| r.request_body.clone()))
         .bind(column(b, |r| r.response_body.clone()))
+        .bind(column(b, |r| r.cache_read_tokens as i64))
+        .bind(column(b, |r| r.cache_write_tokens as i64))
         .execute(&mut *txn)
         .await?;
     if !counters.is_empty() {
@@ -139,6 +142,8 @@ fn row(r: &TraceRecord) -> trace::ActiveModel {
         streamed: Set(r.streamed),
         prompt_tokens: Set(r.prompt_tokens as i64),
         completion_tokens: Set(r.completion_tokens as i64),
+        cache_read_tokens: Set(r.cache_read_tokens as i64),
+        cache_write_tokens: Set(r.cache_write_tokens as i64),
         cost_nanos: Set(r.cost.nanos()),
         fallback_used: Set(r.fallback_used),
         attempts: Set(attempts_json(r)),

@@ -126,6 +126,9 @@ pub struct TraceRecord {
     pub streamed: bool,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, read from and written to the provider's prompt cache.
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
     pub cost: Money,
     pub fallback_used: bool,
     /// The request passed the token's limits (it counts against RPM/RPD even if upstream failed).
@@ -157,6 +160,8 @@ impl TraceRecord {
             streamed: false,
             prompt_tokens: 0,
             completion_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
             cost: Money::ZERO,
             fallback_used: false,
             admitted: false,

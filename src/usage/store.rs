@@ -232,6 +232,10 @@ pub struct TraceView {
     pub streamed: bool,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of `prompt_tokens`, read from the provider's prompt cache.
+    pub cache_read_tokens: i64,
+    /// Of `prompt_tokens`, written to the provider's prompt cache.
+    pub cache_write_tokens: i64,
     pub cost_usd: Money,
     pub fallback_used: bool,
     /// Each upstream call: `{provider, model, integration_id, status, error_code, latency_ms}`.
@@ -269,6 +273,8 @@ impl From<trace::Model> for TraceView {
             streamed: t.streamed,
             prompt_tokens: t.prompt_tokens,
             completion_tokens: t.completion_tokens,
+            cache_read_tokens: t.cache_read_tokens,
+            cache_write_tokens: t.cache_write_tokens,
             cost_usd: Money::from_nanos(t.cost_nanos),
             fallback_used: t.fallback_used,
             request_body: t.request_body,

@@ -186,6 +186,25 @@ async fn claude_serves_chat_completions_with_a_tool_call_round_trip_billed_at_ca
         "cache reads are cheaper than fresh input"
     );
     messages.clear();
+
+    // The trace keeps the cache counts beside the prompt they are part of.
+    app.state.usage.flush().await;
+    let traces = app
+        .get("/api/v1/traces?limit=1", Some(&credential))
+        .await
+        .body;
+    let trace = &traces["data"][0];
+    let counts = (
+        trace["prompt_tokens"].as_u64(),
+        trace["cache_read_tokens"].as_u64(),
+        trace["cache_write_tokens"].as_u64(),
+    );
+    assert_eq!(
+        counts,
+        (Some(fresh + read + written), Some(read), Some(written)),
+        "{trace}"
+    );
+    assert!((trace["cost_usd"].as_f64().expect("cost") - expected.as_usd()).abs() < 1e-9);
 }
 
 #[actix_web::test]
