@@ -124,6 +124,13 @@ fn gateway() -> actix_web::Scope {
                 .wrap(from_fn(messages::anthropic_errors))
                 .route(web::post().to(messages::messages)),
         )
+        .service(
+            web::resource("/messages/count_tokens")
+                .wrap(from_fn(auth::require(Scope::GateChat)))
+                .wrap(from_fn(messages::x_api_key_as_bearer))
+                .wrap(from_fn(messages::anthropic_errors))
+                .route(web::post().to(messages::count_tokens)),
+        )
         .service(generating("/embeddings", media::embeddings))
         .service(generating("/images/generations", media::images))
         .service(generating("/audio/speech", media::speech))

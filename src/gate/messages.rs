@@ -73,8 +73,50 @@ pub async fn messages(
     pipeline::run(&state, &principal, &req, Some(&body), job).await
 }
 
+/// An estimate of the prompt's input tokens (`{"input_tokens": n}`), as Anthropic's
+/// `count_tokens` answers: Claude Code asks before sending long contexts. The gateway has no
+/// tokenizer for every provider, so this counts the bytes of the system prompt, messages and
+/// tools at four a token, and calls no provider. The model must exist and the token may use it.
+#[utoipa::path(post, path = "/api/gate/v1/messages/count_tokens", tag = "gateway",
+    request_body = super::openapi::MessagesRequest,
+    responses((status = 200, description = "The estimate", body = super::openapi::TokenCount),
+        super::openapi::AnthropicFailed),
+    security(("agent" = [])))]
+pub async fn count_tokens(
+    state: web::Data<AppState>,
+    principal: Principal,
+    json::Body(body): json::Body,
+) -> Result<HttpResponse, ApiError> {
+    let native = parse_fields(&body, false)?;
+    let catalog = state.catalog.load();
+    let requested = native
+        .get::<String>("model")
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let model = anthropic_id(&catalog, &requested);
+    if !catalog.knows(&model) {
+        return Err(ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("model `{model}` does not exist; see GET /api/gate/v1/models and /aliases"),
+        )
+        .with_param("model"));
+    }
+    crate::limits::check_model(&principal, &catalog, &model)?;
+    let bytes: usize = ["system", "messages", "tools"]
+        .iter()
+        .filter_map(|field| native.raw(field))
+        .map(str::len)
+        .sum();
+    Ok(HttpResponse::Ok().json(json!({ "input_tokens": bytes.div_ceil(4) })))
+}
+
 /// The Messages body, checked for what the gateway reads: `model`, `messages`, `max_tokens`.
 fn parse(body: &[u8]) -> Result<RawObject, ApiError> {
+    parse_fields(body, true)
+}
+
+/// `model` and `messages`, and `max_tokens` when `needs_limit`.
+fn parse_fields(body: &[u8], needs_limit: bool) -> Result<RawObject, ApiError> {
     let native = RawObject::parse(body).map_err(|err| {
         ApiError::new(
             ErrorCode::InvalidRequest,
@@ -93,7 +135,7 @@ fn parse(body: &[u8]) -> Result<RawObject, ApiError> {
             "is required: a non-empty array of messages",
         ));
     }
-    if !matches!(native.get::<u64>("max_tokens"), Some(Ok(n)) if n >= 1) {
+    if needs_limit && !matches!(native.get::<u64>("max_tokens"), Some(Ok(n)) if n >= 1) {
         return Err(ApiError::invalid_field(
             "max_tokens",
             "is required: a positive integer",

@@ -20,6 +20,7 @@ pub fn api() -> utoipa::openapi::OpenApi {
     paths(
         super::chat::chat_completions,
         super::messages::messages,
+        super::messages::count_tokens,
         super::media::embeddings,
         super::media::images,
         super::media::speech,
@@ -150,6 +151,13 @@ struct SpiderGateMetadata {
     cost_usd: crate::money::Money,
     fallback_used: bool,
     original_model: String,
+}
+
+/// `count_tokens`' answer: the estimated input tokens of the request.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code, reason = "a schema: written by messages::count_tokens")]
+pub struct TokenCount {
+    input_tokens: u64,
 }
 
 /// An Anthropic-style failure of `/messages`.

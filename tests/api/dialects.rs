@@ -813,3 +813,44 @@ async fn custom_providers_serve_their_listed_and_discovered_models_like_built_in
         "{cost}"
     );
 }
+
+#[actix_web::test]
+async fn count_tokens_estimates_without_calling_a_provider_and_names_unknown_models() {
+    let app = spawn_app().await;
+    let (_, token) = app.brand_with_token().await;
+    let count = |text: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/api/gate/v1/messages/count_tokens", app.address))
+                .header("x-api-key", token)
+                .json(&json!({ "model": "claude-sonnet-4-5", "messages": [{ "role": "user", "content": text }] }))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.expect("json")["input_tokens"]
+                .as_u64()
+                .expect("count")
+        }
+    };
+    let short = count("hi".into()).await;
+    let long = count("word ".repeat(400)).await;
+    assert!(short > 0 && long >= short + 450, "{short} then {long}");
+    assert!(app.fake.requests().is_empty(), "no provider is asked");
+    let unknown = app
+        .client
+        .post(format!("{}/api/gate/v1/messages/count_tokens", app.address))
+        .header("x-api-key", &token)
+        .json(
+            &json!({ "model": "no-such-model", "messages": [{ "role": "user", "content": "x" }] }),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let body: Value = unknown.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "not_found_error");
+}
