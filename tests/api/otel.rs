@@ -381,3 +381,45 @@ async fn without_a_collector_the_clients_trace_context_is_passed_upstream_unchan
         "no context is invented when not tracing"
     );
 }
+
+#[actix_web::test]
+async fn a_claude_calls_span_carries_its_prompt_cache_counts() {
+    let (collector, endpoint) = Collector::start().await;
+    let app = spawn_app_with(|config| {
+        config.otel.endpoint = endpoint.clone();
+        config.otel.batch_delay_ms = 20;
+    })
+    .await;
+    let (credential, token) = app.brand_with_token().await;
+    app.add_key(&credential, "anthropic", "sk-ant-otel", json!({}))
+        .await;
+    let trace = "5cf92f3577b34da6a3ce929d0e0e4737";
+    let response = app
+        .client
+        .post(format!("{}/api/gate/v1/chat/completions", app.address))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace}-{CLIENT_SPAN}-01"))
+        .json(&json!({ "model": "anthropic/claude-haiku-4-5", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(response.status(), StatusCode::OK);
+    let spans = collector.wait_for_trace(trace).await;
+    let request = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("server span");
+    let (_, read, written, _) = crate::fake_dialects::ANTHROPIC_USAGE;
+    assert_eq!(
+        attribute(request, "gen_ai.usage.cache_read.input_tokens"),
+        Some(read.to_string())
+    );
+    assert_eq!(
+        attribute(request, "gen_ai.usage.cache_creation.input_tokens"),
+        Some(written.to_string())
+    );
+    assert_eq!(
+        attribute(request, "gen_ai.provider.name").as_deref(),
+        Some("anthropic")
+    );
+}
