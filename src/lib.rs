@@ -293,7 +293,6 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     let budgets = Budgets::new(
         usage::load_token_seeds(&db, now).await?,
         config.hold_ttl(),
-        config.limits.idle_after(),
         clock.clone(),
         shared,
         followed

@@ -5,6 +5,7 @@ use crate::money::Money;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 const BUILTIN: &str = include_str!("catalog.toml");
 
@@ -215,7 +216,8 @@ struct File {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     providers: Vec<Provider>,
-    models: Vec<Model>,
+    /// Shared: a request's plan holds its candidates' models without copying them.
+    models: Vec<Arc<Model>>,
     aliases: Vec<Alias>,
     provider_index: HashMap<String, usize>,
     model_index: HashMap<String, usize>,
@@ -227,7 +229,8 @@ impl Catalog {
     /// override for a provider the catalog does not have.
     pub fn load(overrides: &BTreeMap<String, ProviderOverride>) -> anyhow::Result<Catalog> {
         let file: File = toml::from_str(BUILTIN).context("parsing the built-in catalog.toml")?;
-        let mut catalog = Catalog::build(file.providers, file.models, file.aliases)?;
+        let models = file.models.into_iter().map(Arc::new).collect();
+        let mut catalog = Catalog::build(file.providers, models, file.aliases)?;
         for (id, change) in overrides {
             let Some(&at) = catalog.provider_index.get(id) else {
                 bail!("invalid config at `providers.{id}`: no provider `{id}` in the catalog");
@@ -267,7 +270,7 @@ impl Catalog {
                 );
             }
             providers.push(Provider::custom(id, spec));
-            models.extend(spec.models.iter().map(|m| Model::custom(id, m)));
+            models.extend(spec.models.iter().map(|m| Arc::new(Model::custom(id, m))));
         }
         Catalog::build(providers, models, self.aliases.clone())
     }
@@ -275,10 +278,11 @@ impl Catalog {
     /// A copy with `provider`'s models that `names` lists and the catalog lacks added (what
     /// `discover_models` found). Models are never removed here: an alias may name them.
     pub fn with_discovered(&self, provider: &str, names: &[String]) -> Catalog {
-        let fresh: Vec<Model> = names
+        let fresh: Vec<Arc<Model>> = names
             .iter()
             .map(|name| Model::custom(provider, &crate::config::CustomModel::Name(name.clone())))
             .filter(|m| !self.model_index.contains_key(&m.id))
+            .map(Arc::new)
             .collect();
         if fresh.is_empty() {
             return self.clone();
@@ -292,7 +296,7 @@ impl Catalog {
 
     fn build(
         providers: Vec<Provider>,
-        models: Vec<Model>,
+        models: Vec<Arc<Model>>,
         aliases: Vec<Alias>,
     ) -> anyhow::Result<Catalog> {
         let provider_index = index(&providers, |p| &p.id, "provider")?;
@@ -357,7 +361,7 @@ impl Catalog {
         &self.providers
     }
 
-    pub fn models(&self) -> &[Model] {
+    pub fn models(&self) -> &[Arc<Model>] {
         &self.models
     }
 
@@ -369,7 +373,7 @@ impl Catalog {
         self.provider_index.get(id).map(|&i| &self.providers[i])
     }
 
-    pub fn model(&self, id: &str) -> Option<&Model> {
+    pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
         self.model_index.get(id).map(|&i| &self.models[i])
     }
 

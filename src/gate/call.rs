@@ -138,8 +138,7 @@ impl GateCall {
 
     /// Records which model and key served, after the router succeeded.
     pub fn served<T>(&mut self, plan: &Plan, served: &Served<T>) {
-        self.trace.model = Some(served.model.id.clone());
-        self.trace.provider = Some(served.model.provider.clone());
+        self.trace.served_by = Some(served.model.clone());
         self.trace.integration_id = Some(served.integration_id);
         self.trace.fallback_used = served.model.id != plan.first_choice;
     }
@@ -198,9 +197,7 @@ impl GateCall {
             }
             guard.settle(cost);
         }
-        if let (Some(provider), Some(id)) =
-            (self.trace.provider.as_deref(), self.trace.integration_id)
-        {
+        if let (Some(provider), Some(id)) = (self.trace.provider(), self.trace.integration_id) {
             self.health.report_served(provider, id, cost);
         }
         self.finished = true;

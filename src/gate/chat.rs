@@ -17,6 +17,7 @@ use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 pub const FALLBACK_FROM: &str = "x-spidergate-fallback-from";
 
@@ -90,7 +91,7 @@ impl Job for ChatJob {
         &self,
         state: &AppState,
         endpoint: Endpoint,
-        model: Model,
+        model: Arc<Model>,
         completion_limit: Option<u64>,
     ) -> Result<ChatAnswer, ProviderError> {
         attempt_chat(state, &endpoint, &model, &self.request, completion_limit).await

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 const VOICES: [&str; 6] = ["alloy", "echo", "fable", "onyx", "nova", "shimmer"];
 const AUDIO_FORMATS: [(&str, &str); 6] = [
@@ -107,7 +108,7 @@ impl Job for Media {
         &self,
         state: &AppState,
         endpoint: Endpoint,
-        model: Model,
+        model: Arc<Model>,
         _completion_limit: Option<u64>,
     ) -> Result<MediaAnswer, ProviderError> {
         let timeout = state.config.upstream.timeout();

@@ -29,6 +29,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Client headers forwarded to an Anthropic upstream.
 const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
@@ -335,7 +336,7 @@ impl Job for MessagesJob {
         &self,
         state: &AppState,
         endpoint: Endpoint,
-        model: Model,
+        model: Arc<Model>,
         completion_limit: Option<u64>,
     ) -> Result<MessagesAnswer, ProviderError> {
         if endpoint.api != Api::Anthropic {

@@ -149,6 +149,7 @@ pub async fn list_models(
     let mut models: Vec<&Model> = catalog
         .models()
         .iter()
+        .map(AsRef::as_ref)
         .filter(|m| matches(m, &query, &viewer))
         .collect();
     sort(&mut models, query.sort_by);

@@ -16,6 +16,7 @@ use crate::routing::{self, Plan, Served};
 use crate::state::AppState;
 use crate::usage::Phase;
 use actix_web::{HttpRequest, HttpResponse};
+use std::sync::Arc;
 
 /// What one generating endpoint does; the pipeline does the rest.
 pub(super) trait Job {
@@ -45,7 +46,7 @@ pub(super) trait Job {
         &self,
         state: &AppState,
         endpoint: Endpoint,
-        model: Model,
+        model: Arc<Model>,
         completion_limit: Option<u64>,
     ) -> Result<Self::Answer, ProviderError>;
 
@@ -163,7 +164,7 @@ fn capability_chain<'a>(
     requested: &str,
     capability: &str,
     aliases: bool,
-) -> Result<Vec<&'a Model>, ApiError> {
+) -> Result<Vec<&'a Arc<Model>>, ApiError> {
     let serves = |model: &Model| {
         model.has(capability)
             && catalog
@@ -171,7 +172,7 @@ fn capability_chain<'a>(
                 .is_some_and(|p| crate::providers::chat::serves_openai_media(p.api))
     };
     if aliases && let Some(alias) = catalog.alias(requested) {
-        let chain: Vec<&Model> = alias
+        let chain: Vec<&Arc<Model>> = alias
             .models
             .iter()
             .filter_map(|m| catalog.model(m))

@@ -22,6 +22,7 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 type Upstream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
@@ -139,7 +140,7 @@ const FIRST_EVENT_LIMIT: usize = 64 * 1024;
 /// bills `model` when it ends. `native`: the upstream speaks the client's dialect, so its bytes
 /// are forwarded as they are and translated only to be metered.
 pub struct StreamReply {
-    pub model: Model,
+    pub model: Arc<Model>,
     pub prompt_estimate: u64,
     pub idle_timeout: Duration,
     pub native: bool,
@@ -188,7 +189,7 @@ impl StreamReply {
 /// What a stream used, for billing when it ends however it ends.
 struct Meter {
     call: GateCall,
-    model: Model,
+    model: Arc<Model>,
     prompt_estimate: u64,
     /// Content chunks relayed: about one token each, the bill when no usage chunk arrives.
     chunks: u64,

@@ -1,18 +1,13 @@
-//! `Health`: per-provider actors behind one handle; snapshot reads for routing.
+//! `Health`: every provider's `ProviderKeys` behind one handle; snapshot reads for routing.
 
-use super::actor::{
-    Adopt, Describe, KeyHealthActor, ReportOutcome, ResetHealth, SlotRequest, TakeShadow, TakeSlot,
-    Untake,
-};
 use super::key_state::{HealthStatus, KeyState, Outcome, SpendCounter};
+use super::keys::{ProviderKeys, SlotRequest};
 use super::shared::{SharedKeys, SharedState};
 use super::window::DayCounter;
 use crate::clock::Clock;
 use crate::money::Money;
 use crate::usage::IntegrationSpend;
 use crate::vault::Vault;
-use actix::{Actor, Addr};
-use arc_swap::ArcSwap;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,20 +43,15 @@ impl KeyHealthView {
     }
 }
 
-struct ProviderHealth {
-    actor: Addr<KeyHealthActor>,
-    statuses: Arc<ArcSwap<HashMap<i32, HealthStatus>>>,
-}
-
 #[derive(Clone)]
 pub struct Health {
-    providers: Arc<HashMap<String, ProviderHealth>>,
+    providers: Arc<HashMap<String, Arc<ProviderKeys>>>,
     /// Replicas share key health and key limits through Redis.
     shared: Option<SharedKeys>,
 }
 
 impl Health {
-    /// Starts one actor per catalog provider, seeded with the stored failure counts and each
+    /// Makes one `ProviderKeys` per catalog provider, seeded with the stored failure counts and each
     /// key's spend today and this month.
     pub fn start(
         providers: impl Iterator<Item = String>,
@@ -88,19 +78,16 @@ impl Health {
                     )
                 })
                 .collect();
-            let statuses = Arc::new(ArcSwap::from_pointee(HashMap::new()));
-            let actor = KeyHealthActor::new(
+            let keys = ProviderKeys::new(
                 &provider,
                 initial,
-                statuses.clone(),
                 cooldown,
                 vault.clone(),
                 clock.clone(),
                 shared.as_ref().map(|s| s.health.clone()),
-            )
-            .alerting(alerts.clone())
-            .start();
-            map.insert(provider, ProviderHealth { actor, statuses });
+                alerts.clone(),
+            );
+            map.insert(provider, Arc::new(keys));
         }
         Health {
             providers: Arc::new(map),
@@ -117,20 +104,22 @@ impl Health {
     pub fn status(&self, provider: &str, id: i32) -> HealthStatus {
         self.providers
             .get(provider)
-            .and_then(|p| p.statuses.load().get(&id).copied())
+            .and_then(|p| p.published.load().get(&id).copied())
             .unwrap_or(HealthStatus::Healthy)
     }
 
     /// Takes the best available key of `candidates` for one request; `None` when none can serve.
     /// With replicas, a key the other replicas refuse (at its shared limit, or probed by
     /// another) is given back and the next best is taken.
-    pub async fn take_slot(&self, provider: &str, mut candidates: Vec<SlotRequest>) -> Option<i32> {
+    pub async fn take_slot(&self, provider: &str, candidates: &[SlotRequest]) -> Option<i32> {
         let p = self.providers.get(provider)?;
+        let mut taken = p.take_slot(candidates)?;
+        let Some(shared) = &self.shared else {
+            return Some(taken.id);
+        };
+        // The replicas' path: what they refuse is left out of the next pick.
+        let mut candidates = candidates.to_vec();
         loop {
-            let taken = p.actor.send(TakeSlot(candidates.clone())).await.ok()??;
-            let Some(shared) = &self.shared else {
-                return Some(taken.id);
-            };
             let limits = candidates
                 .iter()
                 .find(|c| c.id == taken.id)
@@ -139,8 +128,9 @@ impl Health {
             if shared.confirm(&taken, &limits).await {
                 return Some(taken.id);
             }
-            p.actor.do_send(Untake(taken));
+            p.untake(taken);
             candidates.retain(|c| c.id != taken.id);
+            taken = p.take_slot(&candidates)?;
         }
     }
 
@@ -148,7 +138,7 @@ impl Health {
     pub async fn shadows(&self) -> Vec<crate::limits::Shadow> {
         let mut shadows = Vec::new();
         for p in self.providers.values() {
-            shadows.extend(p.actor.send(TakeShadow).await.unwrap_or_default());
+            shadows.extend(p.shadows());
         }
         shadows
     }
@@ -156,20 +146,20 @@ impl Health {
     /// Takes another replica's view of a key (from Redis).
     pub fn adopt(&self, provider: &str, id: i32, state: SharedState) {
         if let Some(p) = self.providers.get(provider) {
-            p.actor.do_send(Adopt { id, state });
+            p.adopt(id, state);
         }
     }
 
-    /// Records an outcome. Always delivered, even if the request that caused it is gone.
+    /// Records an outcome, at once (so it holds even if the request that caused it is gone).
     pub fn report(&self, provider: &str, id: i32, outcome: Outcome) {
         if let Some(p) = self.providers.get(provider) {
-            p.actor.do_send(ReportOutcome { id, outcome });
+            p.report(id, outcome);
         }
     }
 
     /// Records that the key served a request costing `cost`: clears its failures and adds to its
     /// spend. Skipped when it would change nothing (a healthy key, a free request), which is
-    /// most requests, so the hot path usually sends one message fewer.
+    /// most requests, so the hot path usually takes the provider's lock once, not twice.
     pub fn report_served(&self, provider: &str, id: i32, cost: Money) {
         if cost == Money::ZERO && self.status(provider, id) == HealthStatus::Healthy {
             return;
@@ -179,7 +169,7 @@ impl Health {
 
     pub async fn reset(&self, provider: &str, id: i32) {
         if let Some(p) = self.providers.get(provider) {
-            let _ = p.actor.send(ResetHealth(id)).await;
+            p.reset(id);
         }
     }
 
@@ -187,6 +177,6 @@ impl Health {
         let Some(p) = self.providers.get(provider) else {
             return HashMap::new();
         };
-        p.actor.send(Describe(ids)).await.unwrap_or_default()
+        p.describe(ids)
     }
 }

@@ -2,7 +2,7 @@
 //! and the single probe per cool-down, plus each key's minute/day limits (`SharedWindows`).
 //!
 //! A failure is counted in Redis atomically (`HINCRBY` in a script, by Redis's clock) and
-//! published; every replica adopts the shared state into its `KeyHealthActor` on the message, and
+//! published; every replica adopts the shared state into its `ProviderKeys` on the message, and
 //! re-reads every key every few seconds in case one was lost (pub/sub is at most once). Routing
 //! still reads the local snapshot, so the hot path pays nothing for health. A success on a key
 //! that had failures clears its state. An unhealthy key past its cool-down is probed by the one
@@ -280,7 +280,7 @@ pub struct SharedKeys {
     pub replicas: Replicas,
 }
 
-/// A key the actor took for a request, before the replicas agree.
+/// A key this replica took for a request, before the replicas agree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Taken {
     pub id: i32,
@@ -292,7 +292,7 @@ pub struct Taken {
 }
 
 impl SharedKeys {
-    /// Whether the key the actor took may serve: its probe is this replica's, and its minute/day
+    /// Whether the key this replica took may serve: its probe is this replica's, and its minute/day
     /// limits have room across every replica (the request is then counted there).
     pub async fn confirm(&self, taken: &Taken, limits: &KeyLimits) -> bool {
         if taken.probe {

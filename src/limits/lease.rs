@@ -12,11 +12,10 @@
 //! `FORFEIT_AFTER` is taken for dead: its leases count as spent (never over; at most one slice
 //! lost). Only PostgreSQL needs this; a SQLite file is one node and spends from the cap directly.
 
-use super::actor::{BeginExchange, BudgetActor, EndExchange};
+use super::cell::TokenCell;
 use crate::coherence::Replicas;
 use crate::error::{ApiError, ErrorCode};
 use crate::money::Money;
-use actix::Addr;
 use dashmap::DashMap;
 use sea_orm::DatabaseConnection;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -57,7 +56,7 @@ pub struct Want {
     pub cap: Money,
 }
 
-/// What the actor hands over when an exchange begins (its lease is frozen until it ends).
+/// What the cell hands over when an exchange begins (its lease is frozen until it ends).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Snapshot {
     pub period_start: i64,
@@ -107,47 +106,35 @@ impl Leases {
 
     /// Renews the token's lease for a request wanting `want`: reports what was spent, keeps what
     /// is held and grants more. `None` when another exchange already made room. Runs detached:
-    /// the actor's lease stays frozen until the exchange ends, so it ends even if the request
+    /// the cell's lease stays frozen until the exchange ends, so it ends even if the request
     /// that began it is dropped.
     pub async fn renew(
         &self,
-        actor: Addr<BudgetActor>,
-        token_id: i32,
+        cell: Arc<TokenCell>,
         want: Want,
     ) -> Result<Option<Exchanged>, ApiError> {
         let leases = self.clone();
         let want = Some(want);
-        tokio::spawn(async move {
-            leases
-                .exchange_in_turn(actor, token_id, want, EXCHANGE_TIMEOUT)
-                .await
-        })
-        .await
-        .map_err(|err| ApiError::internal(anyhow::anyhow!("budget lease task: {err}")))?
+        tokio::spawn(async move { leases.exchange_in_turn(&cell, want, EXCHANGE_TIMEOUT).await })
+            .await
+            .map_err(|err| ApiError::internal(anyhow::anyhow!("budget lease task: {err}")))?
     }
 
     /// Gives the whole unheld lease back (idle, or shutting down), reporting what it spent.
-    pub async fn give_back(&self, actor: Addr<BudgetActor>, token_id: i32) {
+    pub async fn give_back(&self, cell: &TokenCell) {
         // A failed exchange was logged; the lease stays and goes back at the next idle sweep.
-        let _ = self
-            .exchange_in_turn(actor, token_id, None, GIVE_BACK_TIMEOUT)
-            .await;
+        let _ = self.exchange_in_turn(cell, None, GIVE_BACK_TIMEOUT).await;
     }
 
     async fn exchange_in_turn(
         &self,
-        actor: Addr<BudgetActor>,
-        token_id: i32,
+        cell: &TokenCell,
         want: Option<Want>,
         patience: Duration,
     ) -> Result<Option<Exchanged>, ApiError> {
+        let token_id = cell.token_id;
         let _turn = self.turn(token_id).await;
-        let gone = || ApiError::internal(anyhow::anyhow!("budget actor {token_id} stopped"));
-        let Some(snapshot) = actor
-            .send(BeginExchange { want })
-            .await
-            .map_err(|_| gone())?
-        else {
+        let Some(snapshot) = cell.begin_exchange(want.as_ref()) else {
             return Ok(None);
         };
         let exchange = Exchange::of(token_id, &snapshot, want);
@@ -158,12 +145,7 @@ impl Leases {
             tracing::warn!(token_id, "exchanging a budget lease: {err}");
         }
         let answered = outcome.as_ref().ok().copied();
-        // Delivered even when the actor is busy; lost only if it stopped, and then nothing waits.
-        actor.do_send(EndExchange {
-            snapshot,
-            cap: want.map(|w| w.cap),
-            answered,
-        });
+        cell.end_exchange(&snapshot, want.map(|w| w.cap), answered);
         outcome.map(Some).map_err(|_| {
             ApiError::new(
                 ErrorCode::ServiceUnavailable,

@@ -1,16 +1,16 @@
 //! Per-token controls: model allow-lists, RPM/RPD sliding windows, and monthly budgets enforced by
 //! reservation.
 //!
-//! One `BudgetActor` per agent token (started on first use, parked when idle) owns that token's
-//! windows, spend and holds, so "check and hold" is one atomic message: a hard budget can never be
+//! One `TokenCell` per agent token (made on first use) holds that token's windows, spend and
+//! holds behind its own lock, so "check and hold" is one atomic step on the request's thread: a hard budget can never be
 //! overspent however many requests race. Every hold is released or settled by its
 //! `ReservationGuard` (in `Drop` if nothing else), and expires as a last resort. Spend survives
 //! restarts through the hourly counters the usage writer keeps. Does not price requests
 //! (`catalog::Model::cost`) nor write the ledger (`usage/`).
 
-mod actor;
 mod allow;
 mod budget;
+mod cell;
 mod handle;
 mod hold;
 mod lease;

@@ -9,7 +9,7 @@
 //! (`redis.on_error`).
 //!
 //! Redis keeps nothing on disk, so it can come back empty. Its data carries a generation
-//! (`<prefix>:gen`); each replica keeps its own log of what it admitted (the windows in its actors,
+//! (`<prefix>:gen`); each replica keeps its own log of what it admitted (the windows in its cells,
 //! which record every request however it was admitted) and, when the generation is not the one it
 //! replayed into, first replays that log, then joins the generation's set of seeded replicas.
 //! Requests wait for their replica's replay (milliseconds), and until every live replica has
@@ -146,7 +146,7 @@ pub struct Shadow {
     pub day: Vec<(i64, u32)>,
 }
 
-/// Gathers the logs of one kind of window (tokens' or keys') from their actors.
+/// Gathers the logs of one kind of window (tokens' or keys') from their cells.
 pub type ShadowSource = Arc<dyn Fn() -> BoxFuture<'static, Vec<Shadow>> + Send + Sync>;
 
 /// The generation of Redis's data this replica replayed its log into.

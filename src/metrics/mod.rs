@@ -229,8 +229,8 @@ impl Metrics {
         }
         let f = &self.0.families;
         let route = trace.request_kind;
-        let provider = trace.provider.as_deref().unwrap_or("none");
-        let model = trace.model.as_deref().unwrap_or(&trace.requested_model);
+        let provider = trace.provider().unwrap_or("none");
+        let model = trace.model().unwrap_or(&trace.requested_model);
         let upstream_ms: f64 = trace
             .spans
             .iter()

@@ -49,8 +49,8 @@ pub fn spans(trace: &TraceRecord, call: &CallTrace, ended: SystemTime) -> Vec<Sp
         let Some(span) = attempt.span else { continue };
         let mut attributes = vec![
             text("gen_ai.operation.name", op),
-            text("gen_ai.provider.name", provider_name(&attempt.provider)),
-            text("gen_ai.request.model", &attempt.model),
+            text("gen_ai.provider.name", provider_name(attempt.provider())),
+            text("gen_ai.request.model", attempt.model_id()),
             int("spidergate.integration_id", attempt.integration_id.into()),
             text("spidergate.attempt.status", attempt.status),
         ];
@@ -61,7 +61,7 @@ pub fn spans(trace: &TraceRecord, call: &CallTrace, ended: SystemTime) -> Vec<Sp
             trace_id: call.trace_id.to_vec(),
             span_id: span.id.to_vec(),
             parent_span_id: call.span_id.to_vec(),
-            name: format!("{op} {}", attempt.model),
+            name: format!("{op} {}", attempt.model_id()),
             kind: SpanKind::Client as i32,
             start_time_unix_nano: nanos(span.started),
             end_time_unix_nano: nanos(span.started + span.duration),
@@ -125,10 +125,10 @@ fn request_span(
     if let Some(token) = trace.agent_key_id {
         attributes.push(int("spidergate.token_id", token.into()));
     }
-    if let Some(model) = &trace.model {
+    if let Some(model) = trace.model() {
         attributes.push(text("gen_ai.response.model", model));
     }
-    if let Some(provider) = &trace.provider {
+    if let Some(provider) = trace.provider() {
         attributes.push(text("gen_ai.provider.name", provider_name(provider)));
     }
     if let Some(ttft) = trace.ttft_ms {

@@ -451,6 +451,7 @@ mod tests {
             .iter()
             .find(|m| m.provider == "anthropic")
             .expect("a claude")
+            .as_ref()
             .clone()
     }
 

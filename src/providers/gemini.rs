@@ -494,6 +494,7 @@ mod tests {
             .iter()
             .find(|m| m.provider == "google_gemini")
             .expect("a gemini")
+            .as_ref()
             .clone()
     }
 

@@ -4,11 +4,12 @@ use crate::catalog::{Catalog, Model};
 use crate::error::{ApiError, ErrorCode};
 use crate::health::{Health, HealthStatus, SlotRequest};
 use crate::vault::VaultSnapshot;
+use std::sync::Arc;
 
 /// One model of the chain, with the keys that could serve it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub model: Model,
+    pub model: Arc<Model>,
     pub keys: Vec<SlotRequest>,
     /// The completion limit this model is sent when a hard budget caps it (else the client's).
     pub completion_limit: Option<u64>,
@@ -57,7 +58,7 @@ pub fn plan(
     requested: &str,
     free_only: bool,
 ) -> Result<Plan, ApiError> {
-    let chain: Vec<&Model> = match catalog.alias(requested) {
+    let chain: Vec<&Arc<Model>> = match catalog.alias(requested) {
         Some(alias) => alias
             .models
             .iter()
@@ -65,7 +66,7 @@ pub fn plan(
             .collect(),
         None => catalog.model(requested).into_iter().collect(),
     };
-    let chain: Vec<&Model> = chain
+    let chain: Vec<&Arc<Model>> = chain
         .into_iter()
         .filter(|m| !free_only || m.free_tier)
         .collect();
@@ -85,7 +86,7 @@ pub fn plan_models(
     health: &Health,
     brand_id: i32,
     requested: &str,
-    chain: Vec<&Model>,
+    chain: Vec<&Arc<Model>>,
 ) -> Plan {
     let first_choice = chain.first().map(|m| m.id.clone()).unwrap_or_default();
     let mut candidates: Vec<(bool, Candidate)> = chain

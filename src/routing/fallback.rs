@@ -10,19 +10,44 @@ use crate::providers::{Endpoint, ErrorKind, ProviderError};
 use crate::state::AppState;
 use serde::Serialize;
 use std::future::Future;
+use std::sync::Arc;
 
-/// One upstream call, as `?include_route_trace=true` shows it.
-#[derive(Debug, Clone, Serialize)]
+/// One upstream call, as `?include_route_trace=true` shows it (`provider`, `model`,
+/// `integration_id`, `status`, `error_code`, `latency_ms`).
+#[derive(Debug, Clone)]
 pub struct Attempt {
-    pub provider: String,
-    pub model: String,
+    /// The model tried, shared with the catalog: its id and provider are the attempt's.
+    pub model: Arc<Model>,
     pub integration_id: i32,
     pub status: &'static str,
     pub error_code: Option<String>,
     pub latency_ms: u64,
     /// Its span in the request's OpenTelemetry trace, when it has one.
-    #[serde(skip)]
     pub span: Option<AttemptSpan>,
+}
+
+impl Attempt {
+    pub fn provider(&self) -> &str {
+        &self.model.provider
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model.id
+    }
+}
+
+impl Serialize for Attempt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Attempt", 6)?;
+        out.serialize_field("provider", self.provider())?;
+        out.serialize_field("model", self.model_id())?;
+        out.serialize_field("integration_id", &self.integration_id)?;
+        out.serialize_field("status", self.status)?;
+        out.serialize_field("error_code", &self.error_code)?;
+        out.serialize_field("latency_ms", &self.latency_ms)?;
+        out.end()
+    }
 }
 
 /// The attempts of one request, and the trace they are part of (their upstream `traceparent`).
@@ -35,7 +60,7 @@ pub struct Attempts {
 /// A successful call: the value, and the model and key that produced it.
 pub struct Served<T> {
     pub value: T,
-    pub model: Model,
+    pub model: Arc<Model>,
     pub integration_id: i32,
 }
 
@@ -53,7 +78,7 @@ pub async fn call_with_fallback<T, F, Fut>(
     call: F,
 ) -> Result<Served<T>, ApiError>
 where
-    F: Fn(Endpoint, Model) -> Fut,
+    F: Fn(Endpoint, Arc<Model>) -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let max_attempts = state.config.routing.max_attempts.max(1);
@@ -65,7 +90,7 @@ where
         let mut keys = candidate.keys.clone();
         while !keys.is_empty() && attempts.len() < max_attempts {
             let provider = candidate.model.provider.as_str();
-            let Some(key_id) = state.health.take_slot(provider, keys.clone()).await else {
+            let Some(key_id) = state.health.take_slot(provider, &keys).await else {
                 break;
             };
             keys.retain(|k| k.id != key_id);
@@ -84,8 +109,7 @@ where
                 span.duration = elapsed;
             }
             let mut attempt = Attempt {
-                provider: provider.to_owned(),
-                model: candidate.model.id.clone(),
+                model: candidate.model.clone(),
                 integration_id: key_id,
                 status: "ok",
                 error_code: None,
@@ -134,7 +158,8 @@ where
 }
 
 fn endpoint_for(state: &AppState, candidate: &Candidate, key_id: i32) -> Option<Endpoint> {
-    let key = state.vault.snapshot().get(key_id)?.clone();
+    let vault = state.vault.snapshot();
+    let key = vault.get(key_id)?;
     let catalog = state.catalog.load();
     let provider = catalog.provider(&candidate.model.provider)?;
     match Endpoint::new(provider, &key.credentials) {
@@ -177,8 +202,8 @@ fn exhausted(
         .map(|a| {
             format!(
                 "{} {} ({})",
-                a.provider,
-                a.model,
+                a.provider(),
+                a.model_id(),
                 a.error_code.as_deref().unwrap_or("ok")
             )
         })

@@ -81,8 +81,8 @@ async fn postgres_insert(
         .bind(column(b, |r| r.agent_key_id))
         .bind(column(b, |r| r.request_kind))
         .bind(column(b, |r| r.requested_model.clone()))
-        .bind(column(b, |r| r.model.clone()))
-        .bind(column(b, |r| r.provider.clone()))
+        .bind(column(b, |r| r.model().map(str::to_owned)))
+        .bind(column(b, |r| r.provider().map(str::to_owned)))
         .bind(column(b, |r| r.integration_id))
         .bind(column(b, |r| r.status.as_str()))
         .bind(column(b, |r| i32::from(r.http_status)))
@@ -131,8 +131,8 @@ fn row(r: &TraceRecord) -> trace::ActiveModel {
         agent_key_id: Set(r.agent_key_id),
         request_kind: Set(r.request_kind.to_owned()),
         requested_model: Set(r.requested_model.clone()),
-        model: Set(r.model.clone()),
-        provider: Set(r.provider.clone()),
+        model: Set(r.model().map(str::to_owned)),
+        provider: Set(r.provider().map(str::to_owned)),
         integration_id: Set(r.integration_id),
         status: Set(r.status.as_str().to_owned()),
         http_status: Set(i32::from(r.http_status)),

@@ -1,9 +1,11 @@
 //! `TraceRecord`: what one gateway request did, as the handlers fill it in.
 
+use crate::catalog::Model;
 use crate::money::Money;
 use crate::routing::Attempt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +117,9 @@ pub struct TraceRecord {
     pub agent_key_id: Option<i32>,
     pub request_kind: &'static str,
     pub requested_model: String,
-    pub model: Option<String>,
-    pub provider: Option<String>,
+    /// The model that served (its id and provider are the trace's `model` and `provider`),
+    /// shared with the catalog rather than copied.
+    pub served_by: Option<Arc<Model>>,
     pub integration_id: Option<i32>,
     pub status: TraceStatus,
     pub http_status: u16,
@@ -140,6 +143,16 @@ pub struct TraceRecord {
 }
 
 impl TraceRecord {
+    /// The id of the model that served, if one did.
+    pub fn model(&self) -> Option<&str> {
+        self.served_by.as_deref().map(|m| m.id.as_str())
+    }
+
+    /// The provider of the model that served.
+    pub fn provider(&self) -> Option<&str> {
+        self.served_by.as_deref().map(|m| m.provider.as_str())
+    }
+
     /// A trace with nothing known yet: an error until proven otherwise.
     pub fn empty() -> TraceRecord {
         TraceRecord {
@@ -149,8 +162,7 @@ impl TraceRecord {
             agent_key_id: None,
             request_kind: "",
             requested_model: String::new(),
-            model: None,
-            provider: None,
+            served_by: None,
             integration_id: None,
             status: TraceStatus::Error,
             http_status: 0,
