@@ -140,6 +140,15 @@ pub struct UpstreamConfig {
     pub connect_timeout_secs: u64,
     pub timeout_secs: u64,
     pub stream_idle_timeout_secs: u64,
+    /// Offer HTTP/2 (ALPN) to TLS upstreams; `false` speaks HTTP/1.1 only.
+    pub http2: bool,
+    /// An idle pooled connection is closed after this long.
+    pub pool_idle_secs: u64,
+    /// Idle connections kept per upstream host.
+    pub pool_max_idle_per_host: usize,
+    /// A PEM bundle of extra roots to trust (an internal CA, a TLS-inspecting proxy).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl UpstreamConfig {
@@ -173,13 +182,9 @@ impl HealthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// No longer used (a token's budget is a small cell that is never parked); accepted so
+    /// configs written for earlier versions still load.
     pub idle_secs: u64,
-}
-
-impl LimitsConfig {
-    pub fn idle_after(&self) -> Duration {
-        Duration::from_secs(self.idle_secs)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -260,11 +260,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             on_error: config.redis.on_error,
             replicas: replicas.clone(),
         });
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(config.upstream.connect_timeout_secs))
-        .tcp_nodelay(true)
-        .build()
-        .context("building the upstream HTTP client")?;
+    let http = providers::client::build(&config.upstream)?;
     let mailer = invites::Mailer::start(
         &config.mail,
         &config.alerts,

@@ -17,6 +17,7 @@
 
 pub mod anthropic;
 pub mod chat;
+pub mod client;
 mod endpoint;
 mod error;
 pub mod gemini;

@@ -58,6 +58,10 @@ pub struct Logged {
     pub query: String,
     /// The W3C trace context it was sent.
     pub traceparent: Option<String>,
+    /// The client's address: one per connection, so equal addresses mean a reused connection.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The HTTP version the request came over (HTTP/2 only over TLS, by ALPN).
+    pub version: actix_web::http::Version,
 }
 
 #[derive(Default)]
@@ -84,6 +88,16 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub async fn start() -> FakeProvider {
+        Self::start_on(None)
+    }
+
+    /// The same fake over TLS with `tls` (which offers HTTP/2 and HTTP/1.1 by ALPN), at an
+    /// `https://` URL.
+    pub async fn start_tls(tls: rustls::ServerConfig) -> FakeProvider {
+        Self::start_on(Some(tls))
+    }
+
+    fn start_on(tls: Option<rustls::ServerConfig>) -> FakeProvider {
         let script = Arc::new(Mutex::new(Script::default()));
         let probe = Arc::new(SlowStreamProbe::default());
         let data = web::Data::from(script.clone());
@@ -94,13 +108,17 @@ impl FakeProvider {
                 .app_data(probe_data.clone())
                 .default_service(web::to(serve))
         })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
+        .workers(1);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(tls) => server.bind_rustls_0_23(("127.0.0.1", 0), tls),
+            None => server.bind(("127.0.0.1", 0)),
+        }
         .expect("bind fake provider");
         let port = server.addrs()[0].port();
         actix_web::rt::spawn(server.run());
         FakeProvider {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             script,
             probe,
         }
@@ -194,6 +212,8 @@ async fn serve(
                 .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect(),
             query: req.query_string().to_owned(),
+            peer: req.peer_addr(),
+            version: req.version(),
         },
     );
     match behaviour {

@@ -45,5 +45,6 @@ mod storage;
 mod streaming;
 mod tokens;
 mod upstream_faults;
+mod upstream_pool;
 mod vault;
 mod webhook_sink;
