@@ -260,7 +260,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
             on_error: config.redis.on_error,
             replicas: replicas.clone(),
         });
-    let http = providers::client::build(&config.upstream)?;
+    let (upstream, http) = providers::client::Upstream::new(&config.upstream)?;
     let mailer = invites::Mailer::start(
         &config.mail,
         &config.alerts,
@@ -307,6 +307,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         operator_token,
         clock,
         http,
+        upstream,
         vault,
         health,
         budgets,

@@ -27,13 +27,16 @@ pub struct AppState {
     pub operator_token: Option<Digest>,
     /// "Now" for expiry checks; tests advance it.
     pub clock: Clock,
-    /// One client, one connection pool, for every upstream.
+    /// The upstream client for background and admin calls (OAuth, discovery, tests of a key,
+    /// webhooks); requests use `upstream`.
     pub http: reqwest::Client,
+    /// The request path's upstream clients: each worker thread its own connection pool.
+    pub upstream: crate::providers::client::Upstream,
     /// Provider keys: snapshot reads, writes through the vault actor.
     pub vault: Vault,
     /// Per-provider key health and per-key counters.
     pub health: Health,
-    /// Per-token budget actors: rate windows and spend reservations.
+    /// Per-token budget cells: rate windows and spend reservations.
     pub budgets: Budgets,
     /// The queue to the batched trace and ledger writer.
     pub usage: UsageWriter,

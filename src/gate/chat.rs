@@ -154,7 +154,7 @@ async fn attempt_chat(
         model,
         completion_limit,
     };
-    let upstream = providers::chat::request(endpoint, &state.http, &outgoing)?;
+    let upstream = providers::chat::request(endpoint, &state.upstream.client(), &outgoing)?;
     if request.stream {
         return stream::open(endpoint, upstream, model, timeout)
             .await

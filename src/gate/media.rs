@@ -112,19 +112,16 @@ impl Job for Media {
         _completion_limit: Option<u64>,
     ) -> Result<MediaAnswer, ProviderError> {
         let timeout = state.config.upstream.timeout();
+        let http = state.upstream.client();
         match &self.what {
-            MediaRequest::Json { path, body } => post_json(
-                &state.http,
-                &endpoint,
-                path,
-                with_model(body, &model),
-                timeout,
-            )
-            .await
-            .map(MediaAnswer::Json),
+            MediaRequest::Json { path, body } => {
+                post_json(&http, &endpoint, path, with_model(body, &model), timeout)
+                    .await
+                    .map(MediaAnswer::Json)
+            }
             MediaRequest::Speech { body, .. } => {
                 let request = endpoint
-                    .request(&state.http, Method::POST, "/audio/speech")
+                    .request(&http, Method::POST, "/audio/speech")
                     .header(CONTENT_TYPE.as_str(), "application/json")
                     .body(with_model(body, &model));
                 // Only the head is awaited here: the audio is relayed as it arrives.
@@ -137,7 +134,7 @@ impl Job for Media {
                 let form = form_for(upload, &model)
                     .map_err(|e| ProviderError::new(ErrorKind::Client, None, e))?;
                 let request = endpoint
-                    .request(&state.http, Method::POST, "/audio/transcriptions")
+                    .request(&http, Method::POST, "/audio/transcriptions")
                     .timeout(timeout)
                     .multipart(form);
                 let (content_type, bytes) = transcript(&endpoint, request).await?;

@@ -363,7 +363,7 @@ impl Job for MessagesJob {
             }
         }
         let request = endpoint
-            .request(&state.http, reqwest::Method::POST, "/messages")
+            .request(&state.upstream.client(), reqwest::Method::POST, "/messages")
             .headers(headers)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);

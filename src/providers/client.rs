@@ -1,13 +1,20 @@
-//! The one HTTP client every upstream call goes through, and how its connections are kept.
+//! The HTTP clients every upstream call goes through, and how their connections are kept.
 //!
 //! A provider call must not pay for a TCP or TLS handshake, nor a DNS lookup: connections are
 //! pooled per host and reused (HTTP/1.1 keep-alive; HTTP/2, negotiated by ALPN where the provider
 //! offers it, multiplexes every request to that host over one connection), TCP keep-alive and
 //! HTTP/2 pings keep idle ones open through NATs and load balancers, and a lookup happens only
 //! when a new connection is opened.
+//!
+//! A pooled connection is driven by a task on the thread that opened it. With one pool for the
+//! whole process, a request served by one worker would often borrow a connection another worker
+//! drives, and each of its reads and writes would wake that other thread and wait for it; so the
+//! request path takes [`Upstream::client`], a pool of the worker's own.
 
 use crate::config::UpstreamConfig;
 use anyhow::Context;
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// TCP keep-alive probes on idle upstream connections (NATs drop silent ones after minutes).
@@ -16,8 +23,27 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 const H2_PING_EVERY: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the upstream client from `[upstream]`; fails naming a CA file it cannot use.
-pub fn build(config: &UpstreamConfig) -> anyhow::Result<reqwest::Client> {
+/// The certificates of `upstream.ca_file`, read once at start.
+fn extra_roots(config: &UpstreamConfig) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let Some(path) = &config.ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path)
+        .with_context(|| format!("invalid config at `upstream.ca_file`: reading {path:?}"))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+        format!("invalid config at `upstream.ca_file`: {path:?} is not a PEM bundle")
+    })?;
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "invalid config at `upstream.ca_file`: {path:?} holds no certificate"
+    );
+    Ok(roots)
+}
+
+fn build_with(
+    config: &UpstreamConfig,
+    roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .tcp_nodelay(true)
@@ -33,24 +59,69 @@ pub fn build(config: &UpstreamConfig) -> anyhow::Result<reqwest::Client> {
     } else {
         builder.http1_only()
     };
-    if let Some(path) = &config.ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("invalid config at `upstream.ca_file`: reading {path:?}"))?;
-        let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
-            format!("invalid config at `upstream.ca_file`: {path:?} is not a PEM bundle")
-        })?;
-        anyhow::ensure!(
-            !roots.is_empty(),
-            "invalid config at `upstream.ca_file`: {path:?} holds no certificate"
-        );
-        builder = builder.tls_certs_merge(roots);
+    if !roots.is_empty() {
+        builder = builder.tls_certs_merge(roots.iter().cloned());
     }
-    builder.build().context("building the upstream HTTP client")
+    builder.build()
+}
+
+/// The request path's upstream clients: one per thread that asks (each worker its own pool).
+#[derive(Clone)]
+pub struct Upstream {
+    config: Arc<UpstreamConfig>,
+    roots: Arc<[reqwest::Certificate]>,
+    /// Used where a thread's own client cannot be built (it was, with the same settings, at
+    /// start, so only in theory).
+    shared: reqwest::Client,
+    /// Which app a thread's client belongs to; gone when the app is.
+    app: Arc<()>,
+}
+
+thread_local! {
+    /// This thread's client for each app that asked on it (one, outside tests).
+    static CLIENTS: RefCell<Vec<(Weak<()>, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Upstream {
+    /// Checks `[upstream]` (failing with a message naming a CA file it cannot use) by building
+    /// the client shared by background work, which it returns.
+    pub fn new(config: &UpstreamConfig) -> anyhow::Result<(Upstream, reqwest::Client)> {
+        let roots = extra_roots(config)?;
+        let shared = build_with(config, &roots).context("building the upstream HTTP client")?;
+        let upstream = Upstream {
+            config: Arc::new(config.clone()),
+            roots: roots.into(),
+            shared: shared.clone(),
+            app: Arc::new(()),
+        };
+        Ok((upstream, shared))
+    }
+
+    /// This thread's client (a cheap handle: cloning shares its pool), made on first use.
+    pub fn client(&self) -> reqwest::Client {
+        let mine = Arc::as_ptr(&self.app);
+        CLIENTS.with_borrow_mut(|clients| {
+            if let Some((_, client)) = clients.iter().find(|(app, _)| app.as_ptr() == mine) {
+                return client.clone();
+            }
+            // Clients of apps that have stopped are dropped here, closing their connections.
+            clients.retain(|(app, _)| app.strong_count() > 0);
+            let client = match build_with(&self.config, &self.roots) {
+                Ok(client) => client,
+                Err(err) => {
+                    tracing::warn!("sharing the process's upstream client: {err}");
+                    self.shared.clone()
+                }
+            };
+            clients.push((Arc::downgrade(&self.app), client.clone()));
+            client
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::build;
+    use super::Upstream;
     use crate::config::Config;
 
     /// `spidergate::run` installs the process's TLS provider; these tests build a client without it.
@@ -58,7 +129,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 
-    fn with_ca_file(contents: Option<&[u8]>) -> anyhow::Result<reqwest::Client> {
+    fn with_ca_file(contents: Option<&[u8]>) -> anyhow::Result<()> {
         tls_provider();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("ca.pem");
@@ -67,7 +138,7 @@ mod tests {
         }
         let mut config = Config::builtin()?.upstream;
         config.ca_file = Some(path);
-        build(&config)
+        Upstream::new(&config).map(drop)
     }
 
     #[test]
@@ -85,10 +156,14 @@ mod tests {
     }
 
     #[test]
-    fn the_builtin_config_builds_a_client() {
+    fn a_thread_builds_its_upstream_client_once_and_reuses_it() {
         tls_provider();
         let config = Config::builtin().expect("config").upstream;
         assert!(config.http2 && config.ca_file.is_none());
-        assert!(build(&config).is_ok());
+        let (upstream, _) = Upstream::new(&config).expect("clients");
+        // A thread's first ask builds its client; the later ones reuse it.
+        upstream.client();
+        upstream.client();
+        assert!(super::CLIENTS.with_borrow(|clients| clients.len()) == 1);
     }
 }
