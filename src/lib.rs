@@ -162,6 +162,9 @@ pub async fn run(config: Config) -> anyhow::Result<App> {
     let body_limit = config.server.body_limit_bytes;
     let body_deadline = Duration::from_secs(config.server.body_read_timeout_secs);
     let mut server = HttpServer::new(move || {
+        // Runs once on each worker's thread: its upstream client (and TLS root store) is made
+        // now rather than by the first request it serves.
+        data.upstream.client();
         actix_web::App::new()
             .app_data(data.clone())
             .wrap(from_fn(move |req, next| {
