@@ -29,6 +29,7 @@ pub mod redis_link;
 pub mod routes;
 pub mod routing;
 pub mod secret;
+pub mod spidergo;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Fetching pages safely: every URL, redirect hop and DNS answer passes the guard.
+
+pub mod guard;
