@@ -124,13 +124,8 @@ mod tests {
     use super::Upstream;
     use crate::config::Config;
 
-    /// `spidergate::run` installs the process's TLS provider; these tests build a client without it.
-    fn tls_provider() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-
     fn with_ca_file(contents: Option<&[u8]>) -> anyhow::Result<()> {
-        tls_provider();
+        crate::install_tls_provider();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("ca.pem");
         if let Some(contents) = contents {
@@ -157,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_thread_builds_its_upstream_client_once_and_reuses_it() {
-        tls_provider();
+        crate::install_tls_provider();
         let config = Config::builtin().expect("config").upstream;
         assert!(config.http2 && config.ca_file.is_none());
         let (upstream, _) = Upstream::new(&config).expect("clients");

@@ -1,5 +1,7 @@
 //! SpiderGo, the scrape and crawl API (issue #12): its own accounts, `sk_live_` keys and fetch
 //! pipeline, served by the same binary. Built so far: the fetch guard, the one judge of which
-//! addresses may be fetched (see `fetch::guard`); the rest is not wired yet.
+//! addresses may be fetched (`fetch::guard`), and the guarded client and `fetch` built on it
+//! (`fetch::client`: checked URLs, a checking resolver, checked redirect hops, a body cap and a
+//! timeout). Nothing serves them yet: accounts, keys, extraction, crawl and the routes come next.
 
 pub mod fetch;

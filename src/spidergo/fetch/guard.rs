@@ -233,6 +233,8 @@ impl fmt::Display for Refused {
     }
 }
 
+impl std::error::Error for Refused {}
+
 /// The check every fetch, redirect hop and DNS answer goes through.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
