@@ -1,6 +1,8 @@
-//! Crawling a site: which links are the same page (`normalize`) and what the site's robots.txt
-//! allows (`robots`), and which links it follows at all (`scope`).
+//! Crawling a site: the breadth-first queue (`frontier`), which links are the same page
+//! (`normalize`), what the site's robots.txt allows (`robots`), and which links a crawl follows at
+//! all (`scope`).
 
+pub mod frontier;
 pub mod normalize;
 pub mod robots;
 pub mod scope;
