@@ -37,6 +37,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub otel: OtelConfig,
     pub alerts: AlertsConfig,
+    pub spidergo: SpiderGoConfig,
     /// Per-provider overrides keyed by catalog provider id; unknown ids are refused by the catalog.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderOverride>,
@@ -302,6 +303,57 @@ pub struct InvitesConfig {
     pub ttl_hours: u64,
 }
 
+/// `[spidergo]`: the scrape and crawl API's limits, fetch safety and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpiderGoConfig {
+    /// A TOML list, or one comma-separated string (as the environment variable gives).
+    #[serde(deserialize_with = "cidr_list")]
+    pub allow_cidrs: Vec<crate::spidergo::fetch::guard::Cidr>,
+    pub user_agent: String,
+    pub page_cap_bytes: usize,
+    pub page_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_request_timeout_ms: u64,
+    pub max_pages_cap: u32,
+    pub job_max_pages_cap: u32,
+    pub max_depth_cap: u32,
+    pub crawl_concurrency: usize,
+    pub per_host_concurrency: usize,
+    pub max_crawl_delay_secs: u64,
+    pub crawl_bytes_cap: u64,
+    pub history_content_chars: usize,
+    pub daily_limit: u32,
+    pub max_active_keys: u32,
+    pub access_ttl_mins: u64,
+    pub refresh_ttl_days: u64,
+    pub secure_cookies: bool,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub code_ttl_mins: u64,
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::spidergo::fetch::guard::Cidr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Cidrs {
+        List(Vec<String>),
+        Text(String),
+    }
+    let texts = match Cidrs::deserialize(d)? {
+        Cidrs::List(list) => list,
+        Cidrs::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    texts
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
 /// Timings of OAuth sign-in and token refresh (the endpoints are per provider, in
 /// `[providers.<id>.oauth]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -461,6 +513,26 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bail!("invalid config at `database.max_connections`: must be positive");
+        }
+        let go = &self.spidergo;
+        for (value, at) in [
+            (go.page_cap_bytes as u64, "page_cap_bytes"),
+            (go.page_timeout_ms, "page_timeout_ms"),
+            (go.request_timeout_ms, "request_timeout_ms"),
+            (go.crawl_concurrency as u64, "crawl_concurrency"),
+            (go.per_host_concurrency as u64, "per_host_concurrency"),
+            (go.max_active_keys.into(), "max_active_keys"),
+            (go.argon2_iterations.into(), "argon2_iterations"),
+        ] {
+            if value == 0 {
+                bail!("invalid config at `spidergo.{at}`: must be positive");
+            }
+        }
+        if go.max_request_timeout_ms < go.request_timeout_ms {
+            bail!(
+                "invalid config at `spidergo.max_request_timeout_ms`: must be at least \
+                 `spidergo.request_timeout_ms`"
+            );
         }
         if self.oauth.flow_ttl_secs == 0 {
             bail!("invalid config at `oauth.flow_ttl_secs`: must be positive");
@@ -653,6 +725,10 @@ fn parse_env_value(
         }
         Some(toml::Value::Boolean(_)) => {
             toml::Value::Boolean(raw.trim().parse().map_err(|_| invalid("true or false"))?)
+        }
+        // A list may also be given as one comma-separated string; its setting splits it.
+        Some(toml::Value::Array(_)) if !raw.trim_start().starts_with('[') => {
+            toml::Value::String(raw.to_owned())
         }
         Some(toml::Value::Array(_)) => {
             let doc: toml::Table = format!("v = {raw}")

@@ -93,6 +93,9 @@ impl App {
     /// then writes what is still only in memory.
     pub async fn serve(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        // The workers are gone and their crawl jobs with them: say so rather than leave them
+        // "running".
+        self.state.spidergo.jobs.interrupt_all(&self.state).await;
         let within = self.state.config.shutdown_timeout();
         // Before the replica leaves the registry: a lease still held then is forfeited.
         if tokio::time::timeout(within.max(LEASES_DRAIN), self.state.budgets.return_leases())
@@ -303,6 +306,8 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
     let usage = UsageWriter::start(db.clone(), &config.usage);
     let recorded = metrics::Metrics::new(&config.metrics);
     let (otel, exporting) = otel::Otel::start(&config.otel, http.clone(), stopping.clone());
+    let spidergo = spidergo::SpiderGo::new(&config.spidergo)?;
+    spidergo::api::jobs::interrupt_orphans(&db, &clock).await?;
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -322,6 +327,7 @@ async fn build_state(config: Config) -> anyhow::Result<(AppState, Background)> {
         metrics: recorded,
         otel,
         alerts,
+        spidergo,
     };
     let mut tasks = vec![
         actix_web::rt::spawn(invites::reauth::listen(

@@ -83,6 +83,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 .configure(catalog::admin::configure)
                 .service(web::scope("/pool-keys").configure(vault::admin::configure)),
         )
+        .configure(crate::spidergo::configure)
         .default_service(web::to(unknown_route));
 }
 

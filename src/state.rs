@@ -53,4 +53,6 @@ pub struct AppState {
     pub otel: crate::otel::Otel,
     /// Signed webhooks and emails for operators (off unless `[alerts]` sends somewhere).
     pub alerts: crate::alerts::Alerts,
+    /// SpiderGo's guarded fetch client, password hasher, per-host limits and running jobs.
+    pub spidergo: crate::spidergo::SpiderGo,
 }

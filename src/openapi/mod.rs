@@ -36,6 +36,9 @@ pub const AGENT: &str = "agent";
         (name = "invites", description = "Links that collect a provider key from a third party"),
         (name = "admin", description = "The operator: brands, aliases, pool keys"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "spidergo", description = "SpiderGo: scrape, crawl, jobs and history (`sk_live_` keys)"),
+        (name = "spidergo-accounts", description = "SpiderGo accounts and cookie sessions"),
+        (name = "spidergo-keys", description = "SpiderGo API keys"),
     ),
     components(schemas(
         schemas::ErrorEnvelope,
@@ -82,6 +85,7 @@ fn build() -> Document {
         crate::brands::admin::Api::openapi(),
         crate::catalog::admin::Api::openapi(),
         crate::metrics::http::Api::openapi(),
+        crate::spidergo::openapi::api(),
         Served::openapi(),
     ] {
         doc.merge(part);

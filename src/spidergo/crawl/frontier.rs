@@ -28,6 +28,8 @@ pub struct Skipped {
     pub depth: u32,
     /// Not queued because `max_pages` were already fetched or queued.
     pub limit: u32,
+    /// Disallowed by robots.txt.
+    pub robots: u32,
 }
 
 pub struct Frontier {
@@ -67,11 +69,20 @@ impl Frontier {
 
     /// Queues `link`, found on `parent`, unless the crawl skips it (counted in `skipped`).
     pub fn offer(&mut self, link: Url, parent: &Queued, scope: &Scope) {
-        let depth = parent.depth + 1;
-        if depth > self.max_depth {
-            self.skipped.depth += 1;
-            return;
-        }
+        self.offer_unless(link, parent, scope, |_| false);
+    }
+
+    /// As [`Frontier::offer`], also skipping (as `robots`) a link `disallowed` says robots.txt
+    /// forbids; such a link is remembered, so it is counted once however often it is linked.
+    pub fn offer_unless(
+        &mut self,
+        link: Url,
+        parent: &Queued,
+        scope: &Scope,
+        disallowed: impl FnOnce(&Url) -> bool,
+    ) {
+        // Scope and duplicates first: a link back to a page already seen is a duplicate at
+        // any depth, so `depth` counts only pages the depth limit really left out.
         if scope.check(&link).is_err() {
             self.skipped.scope += 1;
             return;
@@ -79,6 +90,16 @@ impl Frontier {
         let key = visit_key(&link, self.ignore_query);
         if self.seen.contains(&key) {
             self.skipped.duplicate += 1;
+            return;
+        }
+        let depth = parent.depth + 1;
+        if depth > self.max_depth {
+            self.skipped.depth += 1;
+            return;
+        }
+        if disallowed(&link) {
+            self.seen.insert(key);
+            self.skipped.robots += 1;
             return;
         }
         if self.seen.len() >= self.max_pages {

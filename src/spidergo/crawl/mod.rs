@@ -5,4 +5,5 @@
 pub mod frontier;
 pub mod normalize;
 pub mod robots;
+pub mod run;
 pub mod scope;
