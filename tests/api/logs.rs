@@ -182,6 +182,7 @@ async fn no_secret_appears_in_logs_at_any_level() {
     let mut provider_secrets = exercise_the_vault(&api, &credential, &admin, &fake).await;
     provider_secrets.extend(exercise_oauth(&api, &credential, &oauth, &sink).await);
     secrets.extend(provider_secrets.iter().cloned());
+    secrets.extend(exercise_spidergo(&api.base).await);
     let responses = api.seen.borrow().clone();
     for secret in &provider_secrets {
         assert!(
@@ -413,7 +414,8 @@ fn with_oauth_for_mistral(
         .env("SPIDERGATE_OAUTH__REFRESH_BEFORE_SECS", "7200")
         .env("SPIDERGATE_OAUTH__REFRESH_CHECK_SECS", "1")
         .env("SPIDERGATE_MAIL__SMTP_PORT", sink.port.to_string())
-        .env("SPIDERGATE_SERVER__PUBLIC_URL", "http://gateway.test");
+        .env("SPIDERGATE_SERVER__PUBLIC_URL", "http://gateway.test")
+        .env("SPIDERGATE_SPIDERGO__ALLOW_CIDRS", "127.0.0.1/32");
 }
 
 /// An invite, its sign-in, refreshes, then refused refreshes up to the re-auth email; returns
@@ -461,5 +463,90 @@ async fn exercise_oauth(
         reauth_token,
         crate::fake_oauth::CLIENT_SECRET.to_owned(),
     ]);
+    secrets
+}
+
+/// SpiderGo's account, session and key flows, then a scrape with the key; returns the password,
+/// the session tokens and the key, and checks no later response shows any of them.
+async fn exercise_spidergo(base: &str) -> Vec<String> {
+    let site = crate::test_site::TestSite::start().await;
+    let client = reqwest::Client::new();
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let account = json!({"name": "Logs", "email": "logs@example.com", "password": password});
+    let made = client
+        .post(format!("{base}/auth/register"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let login = json!({"email": "logs@example.com", "password": password});
+    let signed = client
+        .post(format!("{base}/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::OK);
+    let cookies: Vec<String> = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let jar = cookies.join("; ");
+    let key: Value = client
+        .post(format!("{base}/auth/api-keys"))
+        .header("cookie", &jar)
+        .json(&json!({"name": "logs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = key["api_key"]
+        .as_str()
+        .expect("the key, shown once")
+        .to_owned();
+    let mut later = String::new();
+    for path in ["/auth/me", "/auth/api-keys", "/history", "/auth/refresh"] {
+        let got = client
+            .get(format!("{base}{path}"))
+            .header("cookie", &jar)
+            .send()
+            .await
+            .unwrap();
+        later.push_str(&got.text().await.unwrap());
+    }
+    let scraped = client
+        .post(format!("{base}/v1/scrape"))
+        .bearer_auth(&key)
+        .json(&json!({"url": format!("{}/a", site.url)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    later.push_str(&scraped.text().await.unwrap());
+    let history = client
+        .get(format!("{base}/v1/history"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    later.push_str(&history.text().await.unwrap());
+    let mut secrets = vec![password, key];
+    secrets.extend(
+        cookies
+            .iter()
+            .filter_map(|c| c.split_once('=').map(|(_, v)| v.to_owned())),
+    );
+    for secret in &secrets {
+        assert!(
+            !later.contains(secret.as_str()),
+            "a SpiderGo secret reached a response: {}…",
+            &secret[..8]
+        );
+    }
     secrets
 }

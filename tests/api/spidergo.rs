@@ -1083,3 +1083,136 @@ async fn history_is_newest_first_by_cursor_and_private_to_its_user() {
         StatusCode::BAD_REQUEST
     );
 }
+
+/// The 8-digit code in an email.
+fn code_in(email: &str) -> String {
+    let at = email.find("code to").expect("a code email");
+    email[at..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take(8)
+        .collect()
+}
+
+#[actix_web::test]
+async fn emailed_codes_verify_the_address_and_reset_the_password() {
+    let sink = crate::smtp_sink::SmtpSink::start(0).await;
+    let port = sink.port;
+    let app = spawn_app_with(move |c| {
+        cheap(c);
+        c.mail.smtp_port = port;
+    })
+    .await;
+    let mut go = Go::new(&app);
+    assert_eq!(
+        go.register("grace@example.com").await.status,
+        StatusCode::CREATED
+    );
+    let welcome = sink.wait_for(1, std::time::Duration::from_secs(10)).await;
+    assert!(
+        welcome.contains("grace@example.com") && welcome.contains("Verify your SpiderGo email")
+    );
+    let code = code_in(&welcome);
+    assert_eq!(code.len(), 8, "{welcome}");
+    go.login("grace@example.com", "correct horse battery").await;
+    let wrong = go
+        .call(
+            reqwest::Method::POST,
+            "/auth/verify-email",
+            Some(json!({"code": "00000000"})),
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let right = go
+        .call(
+            reqwest::Method::POST,
+            "/auth/verify-email",
+            Some(json!({"code": code})),
+            &[],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.body);
+    assert_eq!(
+        go.call(reqwest::Method::GET, "/auth/me", None, &[])
+            .await
+            .body["user"]["email_verified"],
+        true
+    );
+    let again = go
+        .call(
+            reqwest::Method::POST,
+            "/auth/verify-email",
+            Some(json!({"code": code})),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "a code works once");
+
+    // The same answer for an unknown email; only the real one gets mail.
+    let stranger = Go::new(&app);
+    let unknown = stranger
+        .call(
+            reqwest::Method::POST,
+            "/auth/password/forgot",
+            Some(json!({"email": "nobody@example.com"})),
+            &[],
+        )
+        .await;
+    let known = stranger
+        .call(
+            reqwest::Method::POST,
+            "/auth/password/forgot",
+            Some(json!({"email": "grace@example.com"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.message()),
+        (known.status, known.message())
+    );
+    let reset_mail = sink.wait_for(2, std::time::Duration::from_secs(10)).await;
+    assert!(reset_mail.contains("Reset your SpiderGo password"));
+    let reset = json!({"email": "grace@example.com", "code": code_in(&reset_mail), "password": "a new long password"});
+    let done = stranger
+        .call(
+            reqwest::Method::POST,
+            "/auth/password/reset",
+            Some(reset.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(
+        stranger
+            .call(
+                reqwest::Method::POST,
+                "/auth/password/reset",
+                Some(reset),
+                &[]
+            )
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        go.call(reqwest::Method::GET, "/auth/me", None, &[])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "sessions end with a reset"
+    );
+    assert_eq!(
+        go.login("grace@example.com", "correct horse battery")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        go.login("grace@example.com", "a new long password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(sink.messages().len(), 2, "no mail for the unknown address");
+}
