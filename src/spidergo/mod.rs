@@ -31,6 +31,10 @@ pub struct SpiderGo {
     pub hosts: crawl::run::HostLimits,
     /// Async crawl jobs running in this process.
     pub jobs: api::jobs::Running,
+    /// Extractions running at once: one per core. More would not finish sooner, and each
+    /// blocking thread that parses keeps its own allocator heap (memory grew with crawl
+    /// concurrency before this bound).
+    pub extracting: Arc<tokio::sync::Semaphore>,
 }
 
 impl SpiderGo {
@@ -52,6 +56,9 @@ impl SpiderGo {
             )?,
             hosts: crawl::run::HostLimits::new(config.per_host_concurrency),
             jobs: api::jobs::Running::default(),
+            extracting: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             config: Arc::new(config.clone()),
             guard,
             lookup,

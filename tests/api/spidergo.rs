@@ -1216,3 +1216,48 @@ async fn emailed_codes_verify_the_address_and_reset_the_password() {
     );
     assert_eq!(sink.messages().len(), 2, "no mail for the unknown address");
 }
+
+#[actix_web::test]
+async fn a_job_is_cancelled_through_another_replica() {
+    let app = spawn_app_with(|c| {
+        allow_loopback(c);
+        c.spidergo.page_timeout_ms = 30_000;
+    })
+    .await;
+    let other = app.replica().await;
+    let site = TestSite::start().await;
+    let key = Go::signed_up(&app).await.new_key().await;
+    let made = v1(
+        &app,
+        reqwest::Method::POST,
+        "/v1/crawl/jobs",
+        Some(&key),
+        Some(json!({"url": format!("{}/slow", site.url)})),
+    )
+    .await;
+    let path = format!(
+        "/v1/crawl/jobs/{}",
+        made.body["message"]["JobID"].as_str().unwrap()
+    );
+    crate::helpers::eventually(
+        "the job is fetching",
+        std::time::Duration::from_secs(10),
+        async || site.hits("/slow") >= 1,
+    )
+    .await;
+    let cancel = v1(&other, reqwest::Method::DELETE, &path, Some(&key), None).await;
+    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.body);
+    // The owner learns of it at its next heartbeat (every 2 s).
+    crate::helpers::eventually(
+        "the owner stops the job",
+        std::time::Duration::from_secs(10),
+        async || {
+            v1(&app, reqwest::Method::GET, &path, Some(&key), None)
+                .await
+                .body["message"]["Status"]
+                == "cancelled"
+        },
+    )
+    .await;
+    drop(other);
+}

@@ -138,7 +138,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    async fn start(launch: &Launch, db_url: &str) -> anyhow::Result<Gateway> {
+    pub async fn start(launch: &Launch, db_url: &str) -> anyhow::Result<Gateway> {
         let bin = match &launch.bin {
             Some(bin) => bin.clone(),
             None => std::env::current_exe()?.with_file_name("spidergate"),
@@ -277,15 +277,24 @@ impl Gateway {
 
     /// The process's peak resident memory.
     pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        self.memory_kib("VmHWM:")
+    }
+
+    /// The process's resident memory now.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        self.memory_kib("VmRSS:")
+    }
+
+    fn memory_kib(&self, field: &str) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let line = status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .context("VmHWM")?;
+            .find(|l| l.starts_with(field))
+            .with_context(|| field.to_owned())?;
         Ok(line
             .split_whitespace()
             .nth(1)
-            .context("VmHWM value")?
+            .context("a memory figure")?
             .parse()?)
     }
 }

@@ -17,6 +17,7 @@ mod fake;
 mod gateway;
 mod load;
 mod report;
+mod spidergo;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -56,6 +57,16 @@ struct Args {
     /// Redis for the replicas' shared limits and key health (`SPIDERGATE_REDIS__URL`).
     #[arg(long)]
     redis: Option<String>,
+    /// Measure SpiderGo instead: crawl a synthetic site (`--concurrency` is then the crawl
+    /// concurrency, one gateway per value).
+    #[arg(long)]
+    spidergo: bool,
+    /// Pages of the synthetic site (with `--spidergo`).
+    #[arg(long, default_value_t = 10_000)]
+    pages: usize,
+    /// Delay of each page of the synthetic site, in ms (with `--spidergo`).
+    #[arg(long, default_value_t = 0)]
+    site_delay_ms: u64,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -86,6 +97,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args, fake: String) -> anyhow::Result<()> {
+    if args.spidergo {
+        let site = spidergo::Site {
+            pages: args.pages,
+            delay: Duration::from_millis(args.site_delay_ms),
+        };
+        return spidergo::run(site, &args.concurrency, args.gateway_bin, args.json).await;
+    }
     let db = gateway::Database::new(args.database.clone())?;
     anyhow::ensure!(
         args.replicas.iter().all(|&n| n >= 1),

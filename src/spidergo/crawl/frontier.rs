@@ -36,6 +36,8 @@ pub struct Frontier {
     queue: VecDeque<Queued>,
     /// Visit keys of every page fetched or queued.
     seen: HashSet<String>,
+    /// Visit keys of links robots.txt disallowed.
+    refused: HashSet<String>,
     max_pages: usize,
     max_depth: u32,
     ignore_query: bool,
@@ -48,6 +50,7 @@ impl Frontier {
         let mut frontier = Frontier {
             queue: VecDeque::new(),
             seen: HashSet::new(),
+            refused: HashSet::new(),
             max_pages,
             max_depth,
             ignore_query,
@@ -97,8 +100,16 @@ impl Frontier {
             self.skipped.depth += 1;
             return;
         }
+        if self.refused.contains(&key) {
+            self.skipped.duplicate += 1;
+            return;
+        }
         if disallowed(&link) {
-            self.seen.insert(key);
+            // Remembered apart from `seen`, so refused links never take a page's place; bounded
+            // like `seen` (past it, a refused link repeated counts as refused again).
+            if self.refused.len() < self.max_pages {
+                self.refused.insert(key);
+            }
             self.skipped.robots += 1;
             return;
         }

@@ -548,6 +548,16 @@ async fn visit(go: &SpiderGo, queued: Queued, plan: &Plan, start_at: Option<Inst
     }
     let body = fetched.body;
     let at = final_url.clone();
+    let Ok(_cpu) = go.extracting.acquire().await else {
+        page.error = Some("the page could not be read".to_owned());
+        return Visit {
+            queued,
+            page,
+            final_url: Some(final_url),
+            canonical: None,
+            links: Vec::new(),
+        };
+    };
     let extracted = tokio::task::spawn_blocking(move || {
         extract::extract(&String::from_utf8_lossy(&body), &at, wanted)
     })
