@@ -721,6 +721,26 @@ async fn failing_targets_are_reported_per_page_never_dropped() {
         "{page}"
     );
 
+    // The request's deadline: the page in flight is still reported, and the crawl says why it
+    // stopped.
+    let cut = crawl(
+        &app,
+        &key,
+        json!({"url": format!("{}/slow", site.url), "timeout_ms": 400}),
+    )
+    .await;
+    assert_eq!(cut.status, StatusCode::OK);
+    let message = &cut.body["message"];
+    assert_eq!(
+        (
+            message["StopReason"].as_str(),
+            message["TotalPages"].as_u64()
+        ),
+        (Some("deadline"), Some(1)),
+        "{message}"
+    );
+    assert!(message["Pages"][0]["Error"].is_string());
+
     let big = scrape(&app, &key, json!({"url": format!("{}/big", site.url)})).await;
     let page = &big.body["message"]["Pages"][0];
     assert_eq!(

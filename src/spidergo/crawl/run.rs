@@ -241,6 +241,12 @@ pub async fn crawl(
     }
     loop {
         while stop.is_none() && inflight.len() < concurrency {
+            // Past the deadline nothing new starts; what is in flight ends by it (every fetch's
+            // timeout is cut to what is left), so those pages are still reported.
+            if Instant::now() >= plan.deadline {
+                stop = Some(StopReason::Deadline);
+                break;
+            }
             let Some(queued) = frontier.take() else {
                 break;
             };
@@ -275,10 +281,6 @@ pub async fn crawl(
                     break;
                 }
                 continue;
-            }
-            _ = tokio::time::sleep_until(plan.deadline) => {
-                stop = Some(StopReason::Deadline);
-                break;
             }
             Some(visit) = inflight.next() => visit,
         };
@@ -468,19 +470,28 @@ fn page_timeout(go: &SpiderGo, deadline: Instant) -> Duration {
 async fn visit(go: &SpiderGo, queued: Queued, plan: &Plan, start_at: Option<Instant>) -> Visit {
     let (wanted, deadline) = (plan.wanted, plan.deadline);
     if let Some(at) = start_at {
-        tokio::time::sleep_until(at).await;
+        tokio::time::sleep_until(at.min(deadline)).await;
     }
     let host = queued.url.host_str().unwrap_or_default().to_owned();
-    let _slot = go.hosts.acquire(&host).await;
+    let slot = tokio::time::timeout_at(deadline, go.hosts.acquire(&host)).await;
     let started = crate::clock::stopwatch();
-    let answer = fetch(
-        &go.client,
-        &go.guard,
-        &queued.url,
-        page_timeout(go, deadline),
-        go.config.page_cap_bytes,
-    )
-    .await;
+    let answer = match &slot {
+        Ok(_) => {
+            let timeout = page_timeout(go, deadline);
+            fetch(
+                &go.client,
+                &go.guard,
+                &queued.url,
+                timeout,
+                go.config.page_cap_bytes,
+            )
+            .await
+        }
+        Err(_) => Err(FetchError::Failed(
+            "the crawl's deadline passed before this page was fetched".to_owned(),
+        )),
+    };
+    drop(slot);
     let response_time_ms = started.elapsed().as_millis() as u64;
     let mut page = PageOut {
         url: queued.url.to_string(),
