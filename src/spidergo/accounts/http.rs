@@ -55,6 +55,18 @@ struct Register {
     password: String,
 }
 
+/// A user's or a key's name, trimmed: 1 to 100 characters, none of them control characters.
+pub(crate) fn checked_name(name: &str) -> Result<&str, GoError> {
+    let name = name.trim();
+    if NAME_CHARS.contains(&name.chars().count()) && !name.chars().any(char::is_control) {
+        Ok(name)
+    } else {
+        Err(GoError::bad_request(
+            "`name` must be 1 to 100 characters, none of them control characters",
+        ))
+    }
+}
+
 fn check_password(password: &str) -> Result<(), GoError> {
     if PASSWORD_CHARS.contains(&password.chars().count()) {
         Ok(())
@@ -86,12 +98,7 @@ async fn register(
 ) -> Result<HttpResponse, GoError> {
     session::same_origin(&req)?;
     let form: Register = parse_body(&body)?;
-    let name = form.name.trim();
-    if !NAME_CHARS.contains(&name.chars().count()) || name.chars().any(char::is_control) {
-        return Err(GoError::bad_request(
-            "`name` must be 1 to 100 characters, none of them control characters",
-        ));
-    }
+    let name = checked_name(&form.name)?;
     let email = normalized_email(&form.email)?;
     check_password(&form.password)?;
     let hash = state

@@ -339,12 +339,22 @@ async fn job_status(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, GoError> {
-    let caller = keys::authenticate(&state, &req).await?;
-    let quota = caller.standing(&state).await?;
-    let row = owned(&state, caller.user_id, &id)
-        .await
-        .map_err(|e| e.with_quota(quota))?;
-    let message = with_pages(&state, &row, query(&req)?).await?;
+    crawl_by_key(&state, &req, &id).await
+}
+
+/// One of the key's user's crawls with its pages after the cursor (a job's status, or a history
+/// entry: the same row).
+async fn crawl_by_key(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<HttpResponse, GoError> {
+    let (caller, quota) = reading(state, req).await?;
+    let found = async {
+        let row = owned(state, caller.user_id, id).await?;
+        with_pages(state, &row, query(req)?).await
+    };
+    let message = found.await.map_err(|e| e.with_quota(quota))?;
     Ok(ok(
         &quota,
         actix_web::http::StatusCode::OK,
@@ -352,6 +362,14 @@ async fn job_status(
     ))
 }
 
+/// A read with a key (status, history): the caller and where its day stands, for the headers.
+async fn reading(state: &AppState, req: &HttpRequest) -> Result<(Caller, Quota), GoError> {
+    let caller = keys::authenticate(state, req).await?;
+    let quota = caller.standing(state).await?;
+    Ok((caller, quota))
+}
+
+/// Stops a running job (here at once; on another replica at its next heartbeat).
 #[utoipa::path(delete, path = "/v1/crawl/jobs/{id}", tag = "spidergo",
     params(("id" = String, Path, description = "The CRID")),
     responses((status = 202, description = "The job is stopping", body = serde_json::Value), crate::spidergo::openapi::GoFailed),
@@ -361,8 +379,7 @@ async fn cancel_job(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, GoError> {
-    let caller = keys::authenticate(&state, &req).await?;
-    let quota = caller.standing(&state).await?;
+    let (caller, quota) = reading(&state, &req).await?;
     let row = owned(&state, caller.user_id, &id)
         .await
         .map_err(|e| e.with_quota(quota))?;
@@ -423,8 +440,7 @@ async fn history_by_key(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, GoError> {
-    let caller = keys::authenticate(&state, &req).await?;
-    let quota = caller.standing(&state).await?;
+    let (caller, quota) = reading(&state, &req).await?;
     let body = history_page(&state, caller.user_id, query(&req)?)
         .await
         .map_err(|e| e.with_quota(quota))?;
@@ -440,17 +456,7 @@ async fn history_item_by_key(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, GoError> {
-    let caller = keys::authenticate(&state, &req).await?;
-    let quota = caller.standing(&state).await?;
-    let row = owned(&state, caller.user_id, &id)
-        .await
-        .map_err(|e| e.with_quota(quota))?;
-    let message = with_pages(&state, &row, query(&req)?).await?;
-    Ok(ok(
-        &quota,
-        actix_web::http::StatusCode::OK,
-        json!({ "message": message }),
-    ))
+    crawl_by_key(&state, &req, &id).await
 }
 
 #[utoipa::path(get, path = "/history", tag = "spidergo",

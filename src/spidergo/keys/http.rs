@@ -48,12 +48,7 @@ async fn create(
     session::same_origin(&req)?;
     let who = session::signed_in(&state, &req).await?;
     let form: NewKey = parse_body(&body)?;
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(GoError::bad_request(
-            "`name` must be 1 to 100 characters, none of them control characters",
-        ));
-    }
+    let name = crate::spidergo::accounts::http::checked_name(&form.name)?;
     let go = &state.spidergo.config;
     let secret = super::new_secret().map_err(GoError::internal)?;
     let limits = (go.max_active_keys, go.daily_limit);
