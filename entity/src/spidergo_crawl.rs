@@ -25,6 +25,8 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
+    /// The process running it (`SpiderGo::instance`).
+    pub owner: Option<String>,
     pub heartbeat_at: Option<DateTimeUtc>,
 }
 

@@ -132,7 +132,9 @@ impl MigrationTrait for Migration {
                     .col(text_null(SpidergoCrawls::Error))
                     .col(timestamp_with_time_zone(SpidergoCrawls::CreatedAt))
                     .col(timestamp_with_time_zone_null(SpidergoCrawls::FinishedAt))
-                    // A running job's owner stamps it; a stale stamp means the owner died.
+                    // The process running it, which stamps it while it runs; a stale stamp
+                    // means that process died.
+                    .col(string_null(SpidergoCrawls::Owner))
                     .col(timestamp_with_time_zone_null(SpidergoCrawls::HeartbeatAt))
                     .to_owned(),
             )
@@ -269,6 +271,7 @@ enum SpidergoCrawls {
     Error,
     CreatedAt,
     FinishedAt,
+    Owner,
     HeartbeatAt,
 }
 

@@ -12,6 +12,7 @@ mod bearer;
 mod cache;
 mod digest;
 mod middleware;
+mod origin;
 mod principal;
 mod scope;
 
@@ -19,5 +20,6 @@ pub use bearer::{Credential, parse_bearer};
 pub use cache::{BrandEntry, TokenCache, TokenEntry, TokenLimits};
 pub use digest::Digest;
 pub use middleware::{Operator, operator_only, optional, require};
+pub use origin::same_site;
 pub use principal::Principal;
 pub use scope::{Scope, Scopes};

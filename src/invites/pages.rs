@@ -283,12 +283,7 @@ pub(super) fn thanks(brand: &str) -> HttpResponse {
 
 /// A cross-origin post (another site submitting this form) is refused; browsers send `Origin`.
 fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get("origin").and_then(|o| o.to_str().ok()) else {
-        return true;
-    };
-    let public = state.config.server.public_url.trim_end_matches('/');
-    let own = req.connection_info();
-    origin == public || origin == format!("{}://{}", own.scheme(), own.host())
+    crate::auth::same_site(req, &state.config.server.public_url)
 }
 
 /// The credential typed into the form, validated against the invite's provider.

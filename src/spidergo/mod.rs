@@ -35,6 +35,8 @@ pub struct SpiderGo {
     /// blocking thread that parses keeps its own allocator heap (memory grew with crawl
     /// concurrency before this bound).
     pub extracting: Arc<tokio::sync::Semaphore>,
+    /// This process among those sharing the database: the owner of the crawls it runs.
+    pub instance: Arc<str>,
 }
 
 impl SpiderGo {
@@ -59,6 +61,7 @@ impl SpiderGo {
             extracting: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            instance: crate::random::hex_secret(8)?.into(),
             config: Arc::new(config.clone()),
             guard,
             lookup,

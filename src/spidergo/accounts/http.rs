@@ -96,7 +96,7 @@ async fn register(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let form: Register = parse_body(&body)?;
     let name = checked_name(&form.name)?;
     let email = normalized_email(&form.email)?;
@@ -135,7 +135,7 @@ async fn login(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let form: Login = parse_body(&body)?;
     let email = form.email.trim().to_lowercase();
     let user = store::user_by_email(&state.db, &email).await?;
@@ -168,7 +168,7 @@ async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse
 #[utoipa::path(get, path = "/auth/refresh", tag = "spidergo-accounts",
     responses((status = 200, description = "A new cookie pair; the old refresh token is spent", body = serde_json::Value), crate::spidergo::openapi::GoFailed))]
 async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let Some(cookie) = req.cookie(REFRESH_COOKIE) else {
         return Err(GoError::unauthorized("no refresh token: sign in again"));
     };
@@ -197,7 +197,7 @@ async fn refresh(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 #[utoipa::path(post, path = "/auth/logout", tag = "spidergo-accounts",
     responses((status = 200, description = "Signed out; the cookies are cleared", body = serde_json::Value), crate::spidergo::openapi::GoFailed))]
 async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let now = state.clock.now();
     let presented = [
         (session::ACCESS_COOKIE, store::TokenKind::Access),
@@ -235,7 +235,7 @@ async fn verify_email(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let who = session::signed_in(&state, &req).await?;
     let form: Code = parse_body(&body)?;
     let now = state.clock.now();
@@ -256,7 +256,7 @@ async fn resend_verification(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let who = session::signed_in(&state, &req).await?;
     if who.user.email_verified_at.is_some() {
         return Err(GoError::conflict("this email is already verified"));
@@ -280,7 +280,7 @@ async fn forgot_password(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let form: Forgot = parse_body(&body)?;
     let email = form.email.trim().to_lowercase();
     if let Some(user) = store::user_by_email(&state.db, &email).await? {
@@ -308,7 +308,7 @@ async fn reset_password(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let form: Reset = parse_body(&body)?;
     check_password(&form.password)?;
     let wrong = || GoError::bad_request("the email or code is wrong, used or expired");

@@ -4,25 +4,24 @@
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Hashes and checks passwords with one set of parameters.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     /// A hash of nothing anyone knows, checked when the email is unknown so that answer takes as
-    /// long as a wrong password does.
-    decoy: Arc<str>,
+    /// long as a wrong password does. Made at the first such sign-in, not at start-up.
+    decoy: Arc<OnceLock<String>>,
 }
 
 impl Passwords {
     pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Passwords> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|err| anyhow::anyhow!("invalid config at `spidergo.argon2_*`: {err}"))?;
-        let decoy = hash_with(&params, &crate::random::hex_secret(16)?)?;
         Ok(Passwords {
             params,
-            decoy: decoy.into(),
+            decoy: Arc::default(),
         })
     }
 
@@ -35,9 +34,18 @@ impl Passwords {
     /// email) the decoy is checked and the answer is `false`.
     pub async fn verify(&self, password: String, stored: Option<String>) -> anyhow::Result<bool> {
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.decoy.to_string());
-        let params = self.params.clone();
+        let (params, decoy) = (self.params.clone(), self.decoy.clone());
         let matched = tokio::task::spawn_blocking(move || {
+            let stored = match stored {
+                Some(stored) => stored,
+                None => match decoy.get() {
+                    Some(decoy) => decoy.clone(),
+                    None => {
+                        let made = hash_with(&params, &crate::random::hex_secret(16)?)?;
+                        decoy.get_or_init(|| made).clone()
+                    }
+                },
+            };
             let parsed = PasswordHash::new(&stored)
                 .map_err(|err| anyhow::anyhow!("a stored password hash is malformed: {err}"))?;
             anyhow::Ok(

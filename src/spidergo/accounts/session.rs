@@ -7,7 +7,6 @@ use crate::spidergo::error::GoError;
 use crate::state::AppState;
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
-use actix_web::http::header;
 use sea_orm::TransactionTrait;
 
 pub const ACCESS_COOKIE: &str = "access_token";
@@ -178,33 +177,13 @@ fn cookie(
         .finish()
 }
 
-/// Refuses a cookie-authenticated write a browser sent from another site: `Sec-Fetch-Site` when
-/// the browser sends it, else `Origin` against this server's host. A request with neither (curl,
-/// a server-side client) has no ambient cookies to abuse and passes.
-pub fn same_origin(req: &HttpRequest) -> Result<(), GoError> {
-    let refused = || GoError::forbidden("cross-site request refused: send it from this site");
-    if let Some(site) = req.headers().get("sec-fetch-site") {
-        return match site.as_bytes() {
-            b"same-origin" | b"none" => Ok(()),
-            _ => Err(refused()),
-        };
-    }
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin
-        .to_str()
-        .ok()
-        .and_then(|o| url::Url::parse(o).ok())
-        .ok_or_else(refused)?;
-    let host = req.connection_info().host().to_owned();
-    let origin_host = match origin.port() {
-        Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
-        None => origin.host_str().unwrap_or_default().to_owned(),
-    };
-    if origin_host.eq_ignore_ascii_case(&host) {
+/// Refuses (403) a cookie-authenticated write a browser sent from another site.
+pub fn same_origin(state: &AppState, req: &HttpRequest) -> Result<(), GoError> {
+    if crate::auth::same_site(req, &state.config.server.public_url) {
         Ok(())
     } else {
-        Err(refused())
+        Err(GoError::forbidden(
+            "cross-site request refused: send it from this site",
+        ))
     }
 }

@@ -28,6 +28,8 @@ pub struct NewCrawl<'a> {
     pub kind: &'a str,
     pub url: &'a str,
     pub options: String,
+    /// This process (`SpiderGo::instance`).
+    pub owner: &'a str,
 }
 
 pub async fn start(
@@ -51,6 +53,7 @@ pub async fn start(
         error: Set(None),
         created_at: Set(now),
         finished_at: Set(None),
+        owner: Set(Some(new.owner.to_owned())),
         heartbeat_at: Set(Some(now)),
     }
     .insert(db)
@@ -165,18 +168,24 @@ pub async fn request_cancel(db: &DatabaseConnection, crawl_id: &str) -> Result<b
     Ok(done.rows_affected == 1)
 }
 
-/// Marks as `failed: interrupted` the running jobs whose owner stopped stamping them before
-/// `stale_before` (or every listed one, at a graceful stop of their own process).
+/// Which running crawls [`interrupt`] ends.
+pub enum Interrupted<'a> {
+    /// Those whose process stopped stamping them before this.
+    StaleBefore(DateTime<Utc>),
+    /// Every one this process runs (it is stopping).
+    OwnedBy(&'a str),
+}
+
+/// Marks running crawls `failed: interrupted`.
 pub async fn interrupt(
     db: &DatabaseConnection,
-    stale_before: DateTime<Utc>,
-    only: Option<&[String]>,
+    which: Interrupted<'_>,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let mut which = Condition::all().add(crawl::Column::Status.is_in([RUNNING, CANCELLING]));
-    which = match only {
-        Some(ids) => which.add(crawl::Column::Id.is_in(ids.iter().cloned())),
-        None => which.add(crawl::Column::HeartbeatAt.lt(stale_before)),
+    let running = Condition::all().add(crawl::Column::Status.is_in([RUNNING, CANCELLING]));
+    let which = match which {
+        Interrupted::OwnedBy(owner) => running.add(crawl::Column::Owner.eq(owner)),
+        Interrupted::StaleBefore(at) => running.add(crawl::Column::HeartbeatAt.lt(at)),
     };
     let done = crawl::Entity::update_many()
         .col_expr(crawl::Column::Status, Expr::value(INTERRUPTED))

@@ -308,7 +308,8 @@ async fn owned(state: &AppState, user_id: i32, id: &str) -> Result<CrawlRow, GoE
     let stale_before = state.clock.now() - chrono::Duration::seconds(STALE_SECS);
     let running = row.status == history::RUNNING || row.status == history::CANCELLING;
     if running && row.heartbeat_at.is_some_and(|at| at < stale_before) {
-        history::interrupt(&state.db, stale_before, None, state.clock.now()).await?;
+        let stale = history::Interrupted::StaleBefore(stale_before);
+        history::interrupt(&state.db, stale, state.clock.now()).await?;
         return history::get(&state.db, user_id, id)
             .await?
             .ok_or_else(not_found);

@@ -24,42 +24,37 @@ impl Running {
     pub fn remove(&self, id: &str) {
         self.cancels.remove(id);
     }
-
-    /// The ids of the jobs running here (marked interrupted when the process stops).
-    pub fn ids(&self) -> Vec<String> {
-        self.cancels.iter().map(|e| e.key().clone()).collect()
-    }
 }
 
 impl Running {
-    /// Marks every job of this process `failed: interrupted` (at a stop, once the workers that
-    /// ran them are gone).
+    /// Marks every crawl this process runs `failed: interrupted` (at a stop, once the workers
+    /// that ran them are gone). By owner in the database, so nothing depends on what the
+    /// registry still held.
     pub async fn interrupt_all(&self, state: &crate::state::AppState) {
-        let ids = self.ids();
-        if ids.is_empty() {
-            return;
-        }
-        let now = state.clock.now();
-        match super::history::interrupt(&state.db, now, Some(&ids), now).await {
-            Ok(n) => tracing::warn!(jobs = n, "spidergo: crawl jobs interrupted by the stop"),
-            Err(err) => tracing::error!("spidergo: marking interrupted crawl jobs: {err}"),
+        let owner = super::history::Interrupted::OwnedBy(&state.spidergo.instance);
+        match super::history::interrupt(&state.db, owner, state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(crawls = n, "spidergo: crawls interrupted by the stop"),
+            Err(err) => tracing::error!("spidergo: marking interrupted crawls: {err}"),
         }
     }
 }
 
-/// At start: running jobs nobody has stamped for a while lost their process (a crash, a kill):
-/// they are `failed: interrupted`, not running forever.
+/// At start: running crawls nobody has stamped for a while lost their process (a crash, a
+/// kill): they are `failed: interrupted`, not running forever.
 pub async fn interrupt_orphans(
     db: &sea_orm::DatabaseConnection,
     clock: &crate::clock::Clock,
 ) -> anyhow::Result<()> {
     let now = clock.now();
-    let stale_before = now - chrono::Duration::seconds(super::http::STALE_SECS);
-    let n = super::history::interrupt(db, stale_before, None, now).await?;
+    let stale = super::history::Interrupted::StaleBefore(
+        now - chrono::Duration::seconds(super::http::STALE_SECS),
+    );
+    let n = super::history::interrupt(db, stale, now).await?;
     if n > 0 {
         tracing::warn!(
-            jobs = n,
-            "spidergo: crawl jobs of a stopped process marked interrupted"
+            crawls = n,
+            "spidergo: crawls of a stopped process marked interrupted"
         );
     }
     Ok(())

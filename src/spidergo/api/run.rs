@@ -28,7 +28,8 @@ pub struct Request {
 
 /// Pages recorded per history write at most.
 const BATCH: usize = 32;
-/// How often a job stamps its row (and learns of a cancel made through another replica).
+/// How often a running crawl stamps its row (and a job learns of a cancel made through another
+/// replica).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Records the crawl's row under `crid`, then starts it. Returns the CRID and, when `wait`, the
@@ -47,6 +48,7 @@ pub async fn start(
         kind: request.mode.as_str(),
         url: request.plan.seed.as_str(),
         options: request.options,
+        owner: &state.spidergo.instance,
     };
     history::start(&state.db, new, state.clock.now()).await?;
     let (events, receiver) = if wait {
@@ -56,9 +58,8 @@ pub async fn start(
         (None, None)
     };
     let (state, id) = (state.clone(), crid.clone());
-    let job = request.mode == Mode::Job;
     tokio::spawn(async move {
-        drive(&state, &id, request.plan, events, cancel, job).await;
+        drive(&state, &id, request.plan, events, cancel).await;
         state.spidergo.jobs.remove(&id);
     });
     Ok((crid, receiver))
@@ -70,7 +71,6 @@ async fn drive(
     plan: Plan,
     mut events: Option<mpsc::Sender<Event>>,
     cancel: watch::Receiver<bool>,
-    job: bool,
 ) {
     let go = state.spidergo.clone();
     let (pages_tx, mut pages) = mpsc::channel::<PageOut>(BATCH);
@@ -82,7 +82,9 @@ async fn drive(
         loop {
             let page = tokio::select! {
                 page = pages.recv() => page,
-                _ = beat.tick(), if job => {
+                // Every crawl, sync ones too: a stale stamp is how a dead process's crawls
+                // are recognised.
+                _ = beat.tick() => {
                     heartbeat(state, crid).await;
                     continue;
                 }

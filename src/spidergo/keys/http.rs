@@ -45,7 +45,7 @@ async fn create(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let who = session::signed_in(&state, &req).await?;
     let form: NewKey = parse_body(&body)?;
     let name = crate::spidergo::accounts::http::checked_name(&form.name)?;
@@ -93,7 +93,7 @@ async fn revoke(
     req: HttpRequest,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, GoError> {
-    session::same_origin(&req)?;
+    session::same_origin(&state, &req)?;
     let who = session::signed_in(&state, &req).await?;
     if store::revoke(&state.db, who.user.id, &key_id, state.clock.now()).await? {
         Ok(HttpResponse::Ok().json(json!({ "message": "API key revoked" })))
