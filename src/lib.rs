@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod clock;
 pub mod coherence;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod gate;
 pub mod health;

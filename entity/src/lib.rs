@@ -4,6 +4,7 @@ pub mod agent_token;
 pub mod alert_event;
 pub mod alias_override;
 pub mod brand;
+pub mod dashboard_session;
 pub mod integration;
 pub mod invite;
 pub mod oauth_flow;

@@ -15,6 +15,7 @@ mod m20261202_000010_create_budget_leases;
 mod m20261202_000011_create_alert_events;
 mod m20261203_000012_add_trace_cache_tokens;
 mod m20261207_000013_create_spidergo;
+mod m20261207_000014_create_dashboard_sessions;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_create_alert_events::Migration),
             Box::new(m20261203_000012_add_trace_cache_tokens::Migration),
             Box::new(m20261207_000013_create_spidergo::Migration),
+            Box::new(m20261207_000014_create_dashboard_sessions::Migration),
         ]
     }
 }

@@ -106,6 +106,10 @@ pub async fn create_brand(
     )
     .await?;
     cache.put_brand(entry(&record));
+    // Whoever signed in to the dashboard with the old credential is signed out.
+    crate::dashboard::store::end_brand_sessions(db, record.id)
+        .await
+        .map_err(ApiError::internal)?;
     Ok((record.into(), credential.bearer()))
 }
 
@@ -128,6 +132,10 @@ pub async fn rotate_credential(
     .await?
     .ok_or_else(|| ApiError::not_found("brand"))?;
     cache.put_brand(entry(&record));
+    // Whoever signed in to the dashboard with the old credential is signed out.
+    crate::dashboard::store::end_brand_sessions(db, record.id)
+        .await
+        .map_err(ApiError::internal)?;
     Ok((record.into(), credential.bearer()))
 }
 

@@ -34,7 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// An agent token as its brand sees it: never the secret or its digest.
 #[derive(Serialize, ToSchema)]
-struct TokenView {
+pub struct TokenView {
     id: i32,
     name: String,
     client_id: String,
@@ -57,13 +57,13 @@ struct TokenView {
 
 /// Spend of the current budget month, from the ledger.
 #[derive(Serialize, Default, ToSchema)]
-struct SpendView {
+pub struct SpendView {
     month_usd: Money,
     by_model: Vec<ModelSpend>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct ModelSpend {
+pub struct ModelSpend {
     model: String,
     cost_usd: Money,
     requests: u64,
@@ -165,9 +165,18 @@ async fn create_token(
     principal: Principal,
     body: Json<TokenFields>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = body
-        .into_inner()
-        .into_new_settings(&state.catalog.load(), state.clock.now())?;
+    let (token, agent_key) = mint(&state, &principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(Minted { token, agent_key }))
+}
+
+/// Mints an agent token for `principal`'s brand: its secret (to show once) and its view. The
+/// API and the dashboard both mint through here.
+pub async fn mint(
+    state: &AppState,
+    principal: &Principal,
+    fields: TokenFields,
+) -> Result<(String, TokenView), ApiError> {
+    let settings = fields.into_new_settings(&state.catalog.load(), state.clock.now())?;
     let minted = pat::mint().map_err(ApiError::internal)?;
     let record = store::insert_token(
         &state.db,
@@ -178,13 +187,10 @@ async fn create_token(
         state.clock.now(),
     )
     .await?;
-    publish(&state, &principal, &record);
+    publish(state, principal, &record);
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token minted");
-    let agent_key = full_view(&state, record, &principal).await?;
-    Ok(HttpResponse::Created().json(Minted {
-        token: minted.secret.expose().to_owned(),
-        agent_key,
-    }))
+    let view = full_view(state, record, principal).await?;
+    Ok((minted.secret.expose().to_owned(), view))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -204,23 +210,32 @@ async fn list_tokens(
     principal: Principal,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let records = store::list_tokens(&state.db, principal.brand_id, query.include_revoked).await?;
-    // One grouped query for every token's spend, not one per token.
-    let since = budget_month_start(&state, &principal);
-    let mut spend = usage::brand_month_by_model(&state.db, principal.brand_id, since).await?;
-    let data: Vec<TokenView> = records
-        .into_iter()
-        .map(|record| {
-            let rows = spend.remove(&record.id).unwrap_or_default();
-            let mut view = view(record, &principal, &state.auth);
-            view.spend = spend_view(rows);
-            view
-        })
-        .collect();
+    let data = list(&state, &principal, query.include_revoked).await?;
     Ok(HttpResponse::Ok().json(TokenList {
         total: data.len(),
         data,
     }))
+}
+
+/// The brand's agent tokens with this budget month's spend (one grouped query for every
+/// token's spend, not one per token).
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    include_revoked: bool,
+) -> Result<Vec<TokenView>, ApiError> {
+    let records = store::list_tokens(&state.db, principal.brand_id, include_revoked).await?;
+    let since = budget_month_start(state, principal);
+    let mut spend = usage::brand_month_by_model(&state.db, principal.brand_id, since).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let rows = spend.remove(&record.id).unwrap_or_default();
+            let mut view = view(record, principal, &state.auth);
+            view.spend = spend_view(rows);
+            view
+        })
+        .collect())
 }
 
 #[utoipa::path(get, path = "/api/v1/agent-keys/{id}", tag = "agent-keys", params(Id),
@@ -273,12 +288,21 @@ async fn revoke_token(
     principal: Principal,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let record = store::revoke_token(&state.db, principal.brand_id, *id, state.clock.now())
+    Ok(HttpResponse::Ok().json(revoke(&state, &principal, *id).await?))
+}
+
+/// Revokes one of the brand's tokens; refused on the very next request.
+pub async fn revoke(
+    state: &AppState,
+    principal: &Principal,
+    id: i32,
+) -> Result<TokenView, ApiError> {
+    let record = store::revoke_token(&state.db, principal.brand_id, id, state.clock.now())
         .await?
         .ok_or_else(not_found)?;
-    publish(&state, &principal, &record);
+    publish(state, principal, &record);
     tracing::info!(token_id = record.id, client_id = %principal.client_id, "agent token revoked");
-    Ok(HttpResponse::Ok().json(full_view(&state, record, &principal).await?))
+    full_view(state, record, principal).await
 }
 
 /// Makes a written token visible to authentication before the response is sent.

@@ -13,5 +13,6 @@ mod last_used;
 mod pat;
 mod store;
 
+pub use fields::TokenFields;
 pub use last_used::{WrittenStamps, flush_last_used, spawn_last_used_flusher};
 pub use store::{load_into_cache, reload_into_cache};

@@ -14,6 +14,7 @@ mod brands;
 mod catalog;
 mod chat;
 mod cli;
+mod dashboard;
 mod dialects;
 mod fake_dialects;
 mod fake_oauth;

@@ -1,0 +1,354 @@
+//! The dashboard over plain HTTP: sign-in and sessions, CSRF and cross-site refusals, the agent
+//! key shown exactly once, revoke, and pages that never contain a stored secret.
+
+use crate::helpers::{TestApp, spawn_app};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+/// A browser without JavaScript: no redirects followed, one session cookie kept by hand.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self
+            .html
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &self.html[at + 20..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Browser<'a> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            app,
+            client,
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = match &self.cookie {
+            Some(cookie) => req.header("cookie", format!("sg_session={cookie}")),
+            None => req,
+        };
+        let response = req.send().await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        for set in headers.get_all(SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            if let Some(value) = set.strip_prefix("sg_session=") {
+                let value = value.split(';').next().unwrap();
+                self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        // minijinja escapes `/` in values as `&#x2f;`, which a browser reads as `/`.
+        let html = response.text().await.unwrap().replace("&#x2f;", "/");
+        Page {
+            status,
+            headers,
+            html,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.app.address));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.app.address))
+            .form(form);
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        self.send(req).await
+    }
+
+    async fn sign_in(&mut self, secret: &str) -> Page {
+        self.post(
+            "/dashboard/login",
+            &[("secret", secret), ("next", "/dashboard/gate/keys")],
+            &[],
+        )
+        .await
+    }
+}
+
+#[actix_web::test]
+async fn every_dashboard_page_sends_a_stranger_to_the_login() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new(&app);
+    for path in spidergate::dashboard::SIGNED_IN_PAGES {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            page.location().starts_with("/dashboard/login?next="),
+            "{path}: {}",
+            page.location()
+        );
+    }
+    for (path, form) in [
+        ("/dashboard/gate/keys", vec![("name", "x")]),
+        ("/dashboard/gate/keys/1/revoke", vec![]),
+        ("/dashboard/logout", vec![]),
+    ] {
+        let page = browser.post(path, &form, &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+    }
+    let login = browser.get("/dashboard/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.html.contains("<label for=\"secret\">"));
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // Only our own script files: no inline script anywhere.
+    assert!(
+        login.html.matches("<script").count()
+            == login
+                .html
+                .matches("<script src=\"/dashboard/assets/app.")
+                .count()
+    );
+    let css = login
+        .html
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let asset = app
+        .client
+        .get(format!("{}{css}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), StatusCode::OK);
+    assert!(
+        asset.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(
+        browser
+            .get("/dashboard/assets/app.000000000000.css")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn a_brand_connects_an_agent_sees_the_secret_once_and_revokes_it() {
+    let app = spawn_app().await;
+    let (_, credential) = app.create_brand("Acme").await;
+    let mut browser = Browser::new(&app);
+
+    let wrong = browser.sign_in("cli_0000000000000000:key_00000000000000000000000000000000:secret_000000000000000000000000000000000000000000000000").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(browser.cookie.is_none());
+
+    let signed = browser.sign_in(&credential).await;
+    assert_eq!(
+        (signed.status, signed.location()),
+        (StatusCode::SEE_OTHER, "/dashboard/gate/keys")
+    );
+    let set = signed.headers[SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/dashboard"),
+        "{set}"
+    );
+    let keys = browser.get("/dashboard/gate/keys").await;
+    assert_eq!(keys.status, StatusCode::OK);
+    assert!(keys.html.contains("Connect an agent") && keys.html.contains("No agent keys yet"));
+    assert!(
+        !keys.html.contains(&credential),
+        "the credential never comes back"
+    );
+    let csrf = keys.csrf();
+
+    // A form without the token, or from another site, is refused.
+    let form = [
+        ("name", "research-agent"),
+        ("rpm", "30"),
+        ("scopes", "gate:chat"),
+        ("scopes", "gate:models"),
+        ("expires_in_hours", "168"),
+    ];
+    assert_eq!(
+        browser
+            .post("/dashboard/gate/keys", &form, &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let mut with_csrf = form.to_vec();
+    with_csrf.push(("_csrf", &csrf));
+    let cross = browser
+        .post(
+            "/dashboard/gate/keys",
+            &with_csrf,
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let bad = browser
+        .post(
+            "/dashboard/gate/keys",
+            &[("name", ""), ("scopes", "gate:chat"), ("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("name"), "the error names the field");
+
+    let minted = browser
+        .post(
+            "/dashboard/gate/keys",
+            &with_csrf,
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{}", minted.html);
+    assert_eq!(minted.headers["cache-control"], "no-store");
+    let at = minted
+        .html
+        .find("spideriq_pat_")
+        .expect("the secret, this once");
+    let secret: String = minted.html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert!(minted.html.contains("base_url=\"http") && minted.html.contains("/api/gate/v1"));
+    let models = app.get("/api/gate/v1/models", Some(&secret)).await;
+    assert_eq!(models.status, StatusCode::OK, "the minted key works");
+
+    let listed = browser.get("/dashboard/gate/keys").await;
+    assert!(listed.html.contains("research-agent") && listed.html.contains("RPM 30"));
+    assert!(!listed.html.contains(&secret), "never shown again");
+    let members = browser.get("/dashboard/settings/members/agents").await;
+    assert!(members.html.contains("research-agent") && !members.html.contains(&secret));
+
+    let listed_api = app.get("/api/v1/agent-keys", Some(&credential)).await;
+    let id = listed_api.body["data"][0]["id"].as_i64().unwrap();
+    let revoke_path = format!("/dashboard/gate/keys/{id}/revoke");
+    assert_eq!(
+        browser
+            .post(&revoke_path, &[("_csrf", "wrong")], &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let revoked = browser.post(&revoke_path, &[("_csrf", &csrf)], &[]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/gate/v1/usage", Some(&secret)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        browser
+            .get("/dashboard/gate/keys")
+            .await
+            .html
+            .contains("revoked")
+    );
+
+    // Signing out ends the session on the server, not only in the browser.
+    let cookie = browser.cookie.clone();
+    let out = browser
+        .post("/dashboard/logout", &[("_csrf", &csrf)], &[])
+        .await;
+    assert_eq!(
+        (out.status, out.location()),
+        (StatusCode::SEE_OTHER, "/dashboard/login")
+    );
+    browser.cookie = cookie;
+    assert_eq!(
+        browser.get("/dashboard/gate/keys").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[actix_web::test]
+async fn rotating_the_credential_ends_the_brands_sessions_and_the_operator_signs_in_apart() {
+    let app = spawn_app().await;
+    let (client_id, credential) = app.create_brand("Acme").await;
+    let mut brand = Browser::new(&app);
+    brand.sign_in(&credential).await;
+    assert_eq!(
+        brand.get("/dashboard/gate/keys").await.status,
+        StatusCode::OK
+    );
+
+    let mut operator = Browser::new(&app);
+    assert_eq!(
+        operator.sign_in(&app.admin_token).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let home = operator.get("/dashboard").await;
+    assert!(home.status == StatusCode::OK && home.html.contains("Operator"));
+    assert!(!home.html.contains(&app.admin_token));
+    assert_eq!(
+        operator.get("/dashboard/gate/keys").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let rotated = app
+        .post(
+            &format!("/api/v1/admin/brands/{client_id}/rotate-credential"),
+            Some(&app.admin_token),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(
+        brand.get("/dashboard/gate/keys").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out by the rotation"
+    );
+    assert_eq!(
+        operator.get("/dashboard").await.status,
+        StatusCode::OK,
+        "the operator stays"
+    );
+    // An open redirect is not possible through `next`.
+    let mut stranger = Browser::new(&app);
+    let to = stranger
+        .post(
+            "/dashboard/login",
+            &[("secret", &app.admin_token), ("next", "//evil.example/")],
+            &[],
+        )
+        .await;
+    assert_eq!(to.location(), "/dashboard");
+}
