@@ -5,8 +5,8 @@
 //! allows only our own files.
 //!
 //! Built so far: sign-in and sign-out (`session`), the Keys page and its twin under Settings →
-//! Members → Agents (`pages`), hashed assets (`assets`). The rest of issue #13 (Vault, Traces,
-//! Usage, Settings, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
+//! Members → Agents, Settings (the brand, credential rotation) (`pages`), hashed assets
+//! (`assets`). The rest of issue #13 (Vault, Traces, Usage, editing the brand, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
 //! listed in the issue's notes.
 
 pub mod assets;
@@ -27,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/dashboard/gate/keys/{id}/revoke",
             web::post().to(pages::revoke),
         )
+        .route("/dashboard/settings", web::get().to(pages::settings))
+        .route(
+            "/dashboard/settings/rotate-credential",
+            web::post().to(pages::rotate_credential),
+        )
         .route(
             "/dashboard/settings/members/agents",
             web::get().to(pages::members),
@@ -36,8 +41,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test
 /// that walks them signed out.
-pub const SIGNED_IN_PAGES: [&str; 3] = [
+pub const SIGNED_IN_PAGES: [&str; 4] = [
     "/dashboard",
     "/dashboard/gate/keys",
+    "/dashboard/settings",
     "/dashboard/settings/members/agents",
 ];

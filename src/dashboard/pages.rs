@@ -20,6 +20,8 @@ fn templates() -> &'static Environment<'static> {
             ("keys.html", include_str!("templates/keys.html")),
             ("minted.html", include_str!("templates/minted.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("settings.html", include_str!("templates/settings.html")),
+            ("rotated.html", include_str!("templates/rotated.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");
@@ -375,4 +377,65 @@ pub async fn revoke(
         Ok(_) => see_other("/dashboard/gate/keys"),
         Err(err) => actix_web::ResponseError::error_response(&err),
     }
+}
+
+/// The brand, its members, and the credential rotation.
+pub async fn settings(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let signed = match brand_session(&state, &req).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    let Some(principal) = signed.brand() else {
+        return refused(Some(&signed));
+    };
+    let brand = match crate::brands::manage::get_brand(&state.db, &principal.client_id).await {
+        Ok(brand) => brand,
+        Err(err) => return actix_web::ResponseError::error_response(&err),
+    };
+    render(
+        StatusCode::OK,
+        "settings.html",
+        context! {
+            title => "Settings", section => "settings", signed => signed_ctx(&signed),
+            brand => Value::from(minijinja::value::Serde(&brand)),
+        },
+    )
+}
+
+/// Rotates the brand's credential and shows the new one, once. The rotation ends every session
+/// of the brand, this one too, so the answer also clears the cookie.
+pub async fn rotate_credential(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let signed = match brand_session(&state, &req).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
+    };
+    if !signed.form_is_ours(&state, &req, form.csrf.as_deref()) {
+        return refused(Some(&signed));
+    }
+    let Some(principal) = signed.brand() else {
+        return refused(Some(&signed));
+    };
+    let rotated = crate::brands::manage::rotate_credential(
+        &state.db,
+        &state.auth,
+        &principal.client_id,
+        state.clock.now(),
+    )
+    .await;
+    let credential = match rotated {
+        Ok((_, credential)) => credential,
+        Err(err) => return actix_web::ResponseError::error_response(&err),
+    };
+    tracing::info!(client_id = %principal.client_id, "brand credential rotated from the dashboard");
+    let mut page = render(
+        StatusCode::OK,
+        "rotated.html",
+        context! { title => "New client credential", credential => credential.expose() },
+    );
+    let _ = page.add_cookie(&session::end(&state, None).await);
+    page
 }

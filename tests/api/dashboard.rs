@@ -115,6 +115,7 @@ async fn every_dashboard_page_sends_a_stranger_to_the_login() {
         ("/dashboard/gate/keys", vec![("name", "x")]),
         ("/dashboard/gate/keys/1/revoke", vec![]),
         ("/dashboard/logout", vec![]),
+        ("/dashboard/settings/rotate-credential", vec![]),
     ] {
         let page = browser.post(path, &form, &[]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
@@ -351,4 +352,69 @@ async fn rotating_the_credential_ends_the_brands_sessions_and_the_operator_signs
         )
         .await;
     assert_eq!(to.location(), "/dashboard");
+}
+
+#[actix_web::test]
+async fn settings_rotate_the_credential_shown_once_and_sign_everyone_out() {
+    let app = spawn_app().await;
+    let (client_id, credential) = app.create_brand("Acme").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&credential).await;
+    let mut second = Browser::new(&app);
+    second.sign_in(&credential).await;
+    let settings = browser.get("/dashboard/settings").await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(settings.html.contains("Acme") && settings.html.contains(&client_id));
+    assert!(!settings.html.contains(&credential));
+    let csrf = settings.csrf();
+    let cross = browser
+        .post(
+            "/dashboard/settings/rotate-credential",
+            &[("_csrf", &csrf)],
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let rotated = browser
+        .post(
+            "/dashboard/settings/rotate-credential",
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(rotated.headers["cache-control"], "no-store");
+    let at = rotated
+        .html
+        .find("cli_")
+        .expect("the new credential, this once");
+    let fresh: String = rotated.html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    assert_ne!(fresh, credential);
+    assert_eq!(
+        app.get("/api/v1/agent-keys", Some(&credential))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/agent-keys", Some(&fresh)).await.status,
+        StatusCode::OK
+    );
+    assert!(browser.cookie.is_none(), "this session's cookie is cleared");
+    assert_eq!(
+        second.get("/dashboard/settings").await.status,
+        StatusCode::SEE_OTHER,
+        "and the other session ended"
+    );
+    assert_eq!(browser.sign_in(&fresh).await.status, StatusCode::SEE_OTHER);
+    assert!(
+        !browser
+            .get("/dashboard/settings")
+            .await
+            .html
+            .contains(&fresh)
+    );
 }
