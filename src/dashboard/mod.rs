@@ -12,6 +12,7 @@
 pub mod assets;
 mod pages;
 pub mod session;
+mod spidergo;
 pub mod store;
 
 use actix_web::web;
@@ -36,7 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/dashboard/settings/members/agents",
             web::get().to(pages::members),
         )
-        .route("/dashboard/assets/{name}", web::get().to(assets::serve));
+        .route("/dashboard/assets/{name}", web::get().to(assets::serve))
+        .configure(spidergo::configure);
 }
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test

@@ -22,6 +22,8 @@ fn templates() -> &'static Environment<'static> {
             ("message.html", include_str!("templates/message.html")),
             ("settings.html", include_str!("templates/settings.html")),
             ("rotated.html", include_str!("templates/rotated.html")),
+            ("go_signin.html", include_str!("templates/go_signin.html")),
+            ("go_home.html", include_str!("templates/go_home.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");
@@ -36,7 +38,7 @@ fn templates() -> &'static Environment<'static> {
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-fn render(status: StatusCode, template: &str, ctx: Value) -> HttpResponse {
+pub(super) fn render(status: StatusCode, template: &str, ctx: Value) -> HttpResponse {
     let ctx = context! { assets => assets::urls(), ..ctx };
     match templates()
         .get_template(template)
@@ -61,12 +63,17 @@ fn signed_ctx(signed: &Signed) -> Value {
     context! { csrf => signed.csrf.clone(), brand => signed.brand().is_some() }
 }
 
-fn message(status: StatusCode, signed: Option<&Signed>, title: &str, text: &str) -> HttpResponse {
+pub(super) fn message(
+    status: StatusCode,
+    signed: Option<&Signed>,
+    title: &str,
+    text: &str,
+) -> HttpResponse {
     let signed = signed.map(signed_ctx);
     render(status, "message.html", context! { title, text, signed })
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .finish()

@@ -5,11 +5,13 @@ use crate::helpers::{TestApp, spawn_app};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
-/// A browser without JavaScript: no redirects followed, one session cookie kept by hand.
+/// A browser without JavaScript: no redirects followed, its cookies kept by hand (the dashboard
+/// session in `cookie`, SpiderGo's two in `others`).
 struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     cookie: Option<String>,
+    others: std::collections::BTreeMap<String, String>,
 }
 
 struct Page {
@@ -46,21 +48,34 @@ impl<'a> Browser<'a> {
             app,
             client,
             cookie: None,
+            others: Default::default(),
         }
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let req = match &self.cookie {
-            Some(cookie) => req.header("cookie", format!("sg_session={cookie}")),
-            None => req,
+        let mut jar: Vec<String> = self
+            .others
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        jar.extend(self.cookie.iter().map(|c| format!("sg_session={c}")));
+        let req = if jar.is_empty() {
+            req
+        } else {
+            req.header("cookie", jar.join("; "))
         };
         let response = req.send().await.unwrap();
         let (status, headers) = (response.status(), response.headers().clone());
         for set in headers.get_all(SET_COOKIE) {
             let set = set.to_str().unwrap();
-            if let Some(value) = set.strip_prefix("sg_session=") {
-                let value = value.split(';').next().unwrap();
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if name == "sg_session" {
                 self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            } else if value.is_empty() {
+                self.others.remove(name);
+            } else {
+                self.others.insert(name.to_owned(), value.to_owned());
             }
         }
         // minijinja escapes `/` in values as `&#x2f;`, which a browser reads as `/`.
@@ -416,5 +431,149 @@ async fn settings_rotate_the_credential_shown_once_and_sign_everyone_out() {
             .await
             .html
             .contains(&fresh)
+    );
+}
+
+#[actix_web::test]
+async fn spidergo_users_sign_up_make_a_key_once_run_the_playground_and_see_their_history() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.spidergo.allow_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+        c.spidergo.secure_cookies = false;
+        c.spidergo.argon2_memory_kib = 64;
+        c.spidergo.argon2_iterations = 1;
+    })
+    .await;
+    let site = crate::test_site::TestSite::start().await;
+    let mut browser = Browser::new(&app);
+    let first = browser.get("/dashboard/spidergo").await;
+    assert!(
+        first.html.contains("Create an account")
+            && first.html.contains("<label for=\"login-email\">")
+    );
+    let account = [
+        ("name", "Ada"),
+        ("email", "ada@example.com"),
+        ("password", "correct horse battery"),
+    ];
+    let made = browser
+        .post("/dashboard/spidergo/register", &account, &[])
+        .await;
+    assert_eq!(
+        (made.status, made.location()),
+        (StatusCode::SEE_OTHER, "/dashboard/spidergo")
+    );
+    let again = Browser::new(&app)
+        .post("/dashboard/spidergo/register", &account, &[])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let home = browser.get("/dashboard/spidergo").await;
+    assert!(home.html.contains("ada@example.com") && home.html.contains("No active keys"));
+    let csrf = home.csrf();
+
+    assert_eq!(
+        browser
+            .post("/dashboard/spidergo/keys", &[("name", "ci")], &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let key = browser
+        .post(
+            "/dashboard/spidergo/keys",
+            &[("name", "ci"), ("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.html);
+    let at = key.html.find("sk_live_").expect("the key, this once");
+    let secret: String = key.html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(secret.len(), 56);
+    let later = browser.get("/dashboard/spidergo").await;
+    assert!(!later.html.contains(&secret) && later.html.contains(&secret[secret.len() - 4..]));
+
+    let key_id = app
+        .client
+        .get(format!("{}/auth/api-keys", app.address))
+        .header(
+            "cookie",
+            format!("access_token={}", browser.others["access_token"]),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["api_keys"][0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/a", site.url);
+    let ran = browser
+        .post(
+            "/dashboard/spidergo/run",
+            &[
+                ("_csrf", &csrf),
+                ("url", &url),
+                ("mode", "scrape"),
+                ("key_id", &key_id),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(ran.status, StatusCode::OK, "{}", ran.html);
+    assert!(
+        ran.html.contains("1 page(s)") && ran.html.contains("<td>A</td>"),
+        "{}",
+        ran.html
+    );
+    assert!(
+        ran.html.contains("scrape") && ran.html.contains(&url),
+        "the history lists it"
+    );
+    let refused = browser
+        .post(
+            "/dashboard/spidergo/run",
+            &[
+                ("_csrf", &csrf),
+                ("url", "http://10.0.0.1/"),
+                ("mode", "scrape"),
+                ("key_id", &key_id),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.html.contains("non-public"));
+
+    let revoked = browser
+        .post(
+            &format!("/dashboard/spidergo/keys/{key_id}/revoke"),
+            &[("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let scrape = app
+        .client
+        .post(format!("{}/v1/scrape", app.address))
+        .bearer_auth(&secret)
+        .json(&serde_json::json!({"url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), StatusCode::FORBIDDEN);
+    let out = browser
+        .post("/dashboard/spidergo/logout", &[("_csrf", &csrf)], &[])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(
+        browser
+            .get("/dashboard/spidergo")
+            .await
+            .html
+            .contains("Create an account")
     );
 }

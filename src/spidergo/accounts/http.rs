@@ -55,6 +55,53 @@ struct Register {
     password: String,
 }
 
+/// Creates an account (and queues the code that verifies its email): the API's register and
+/// the dashboard's sign-up.
+pub(crate) async fn create_account(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    password: String,
+) -> Result<store::User, GoError> {
+    let name = checked_name(name)?;
+    let email = normalized_email(email)?;
+    check_password(&password)?;
+    let hash = state
+        .spidergo
+        .passwords
+        .hash(password)
+        .await
+        .map_err(GoError::internal)?;
+    let now = state.clock.now();
+    let Some(user) = store::create_user(&state.db, name, &email, hash, now).await? else {
+        return Err(GoError::conflict(
+            "an account with this email already exists",
+        ));
+    };
+    send_code(state, &user, Purpose::VerifyEmail).await?;
+    Ok(user)
+}
+
+/// The user whose email and password these are, or 401 with one message for an unknown email
+/// and a wrong password.
+pub(crate) async fn check_login(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<store::User, GoError> {
+    let email = email.trim().to_lowercase();
+    let user = store::user_by_email(&state.db, &email).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let matched = state
+        .spidergo
+        .passwords
+        .verify(password, stored)
+        .await
+        .map_err(GoError::internal)?;
+    user.filter(|_| matched)
+        .ok_or_else(|| GoError::unauthorized(BAD_CREDENTIALS))
+}
+
 /// A user's or a key's name, trimmed: 1 to 100 characters, none of them control characters.
 pub(crate) fn checked_name(name: &str) -> Result<&str, GoError> {
     let name = name.trim();
@@ -98,22 +145,7 @@ async fn register(
 ) -> Result<HttpResponse, GoError> {
     session::same_origin(&state, &req)?;
     let form: Register = parse_body(&body)?;
-    let name = checked_name(&form.name)?;
-    let email = normalized_email(&form.email)?;
-    check_password(&form.password)?;
-    let hash = state
-        .spidergo
-        .passwords
-        .hash(form.password)
-        .await
-        .map_err(GoError::internal)?;
-    let now = state.clock.now();
-    let Some(user) = store::create_user(&state.db, name, &email, hash, now).await? else {
-        return Err(GoError::conflict(
-            "an account with this email already exists",
-        ));
-    };
-    send_code(&state, &user, Purpose::VerifyEmail).await?;
+    let user = create_account(&state, &form.name, &form.email, form.password).await?;
     Ok(HttpResponse::Created().json(json!({
         "message": "Account created. A code to verify your email is on its way.",
         "user": PublicUser::from(&user),
@@ -137,18 +169,7 @@ async fn login(
 ) -> Result<HttpResponse, GoError> {
     session::same_origin(&state, &req)?;
     let form: Login = parse_body(&body)?;
-    let email = form.email.trim().to_lowercase();
-    let user = store::user_by_email(&state.db, &email).await?;
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matched = state
-        .spidergo
-        .passwords
-        .verify(form.password, stored)
-        .await
-        .map_err(GoError::internal)?;
-    let Some(user) = user.filter(|_| matched) else {
-        return Err(GoError::unauthorized(BAD_CREDENTIALS));
-    };
+    let user = check_login(&state, &form.email, form.password).await?;
     let (pair, _) = session::mint(&state, user.id, None).await?;
     let mut response = HttpResponse::Ok();
     for cookie in session::cookies(&state, &pair) {

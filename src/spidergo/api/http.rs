@@ -159,7 +159,7 @@ fn wants_ndjson(req: &HttpRequest) -> bool {
 }
 
 /// Runs a crawl while the caller waits, collecting its pages in completion order.
-async fn run_to_end(
+pub(crate) async fn run_to_end(
     state: &AppState,
     request: Request,
 ) -> Result<(String, Summary, Vec<PageOut>), GoError> {

@@ -139,3 +139,16 @@ pub async fn used(db: &DatabaseConnection, key_id: &str, day: NaiveDate) -> Resu
         .transpose()?
         .map_or(0, |n| Ord::max(n, 0) as u32))
 }
+
+/// One of the user's active keys by id.
+pub async fn active_by_id(
+    db: &DatabaseConnection,
+    user_id: i32,
+    key_id: &str,
+) -> Result<Option<ApiKey>, DbErr> {
+    key::Entity::find_by_id(key_id)
+        .filter(key::Column::UserId.eq(user_id))
+        .filter(key::Column::IsActive.eq(true))
+        .one(db)
+        .await
+}
