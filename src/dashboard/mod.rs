@@ -14,6 +14,7 @@ mod pages;
 pub mod session;
 mod spidergo;
 pub mod store;
+mod traces;
 
 use actix_web::web;
 
@@ -38,14 +39,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(pages::members),
         )
         .route("/dashboard/assets/{name}", web::get().to(assets::serve))
-        .configure(spidergo::configure);
+        .configure(spidergo::configure)
+        .configure(traces::configure);
 }
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test
 /// that walks them signed out.
-pub const SIGNED_IN_PAGES: [&str; 4] = [
+pub const SIGNED_IN_PAGES: [&str; 7] = [
     "/dashboard",
     "/dashboard/gate/keys",
+    "/dashboard/gate/traces",
+    "/dashboard/gate/traces.csv",
+    "/dashboard/gate/traces/some-id",
     "/dashboard/settings",
     "/dashboard/settings/members/agents",
 ];

@@ -24,6 +24,8 @@ fn templates() -> &'static Environment<'static> {
             ("rotated.html", include_str!("templates/rotated.html")),
             ("go_signin.html", include_str!("templates/go_signin.html")),
             ("go_home.html", include_str!("templates/go_home.html")),
+            ("traces.html", include_str!("templates/traces.html")),
+            ("trace.html", include_str!("templates/trace.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");
@@ -59,7 +61,7 @@ pub(super) fn render(status: StatusCode, template: &str, ctx: Value) -> HttpResp
     }
 }
 
-fn signed_ctx(signed: &Signed) -> Value {
+pub(super) fn signed_ctx(signed: &Signed) -> Value {
     context! { csrf => signed.csrf.clone(), brand => signed.brand().is_some() }
 }
 
@@ -188,7 +190,10 @@ pub async fn logout(
 }
 
 /// The signed-in brand's session, or the page to answer instead (login, or "brands only").
-async fn brand_session(state: &AppState, req: &HttpRequest) -> Result<Signed, HttpResponse> {
+pub(super) async fn brand_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Signed, HttpResponse> {
     let signed = session::signed_in(state, req).await?;
     if signed.brand().is_none() {
         return Err(message(

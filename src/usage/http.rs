@@ -197,6 +197,7 @@ impl TraceQuery {
             to: self.to,
             min_latency_ms: self.min_latency_ms,
             min_cost,
+            ..TraceFilter::default()
         })
     }
 }

@@ -17,7 +17,8 @@ mod writer;
 
 pub use record::{Phase, Span, SpanClock, TraceRecord, TraceStatus};
 pub use store::{
-    IntegrationSpend, TokenSeed, brand_month_by_model, load_integration_spend, load_token_seeds,
-    token_month_by_model,
+    IntegrationSpend, TokenSeed, TraceFilter, TraceTotals, TraceView, brand_month_by_model,
+    find_trace, load_integration_spend, load_token_seeds, token_month_by_model, trace_page,
+    trace_totals,
 };
 pub use writer::{LedgerSlot, UsageWriter};

@@ -179,6 +179,10 @@ pub struct TraceFilter {
     pub to: Option<DateTime<Utc>>,
     pub min_latency_ms: Option<u64>,
     pub min_cost: Option<Money>,
+    /// The provider that served (or was last tried).
+    pub provider: Option<String>,
+    /// Only requests that fell back past their first attempt.
+    pub fallback_only: bool,
 }
 
 impl TraceFilter {
@@ -208,6 +212,12 @@ impl TraceFilter {
         }
         if let Some(cost) = self.min_cost {
             q = q.filter(trace::Column::CostNanos.gte(cost.nanos()));
+        }
+        if let Some(provider) = &self.provider {
+            q = q.filter(trace::Column::Provider.eq(provider.as_str()));
+        }
+        if self.fallback_only {
+            q = q.filter(trace::Column::FallbackUsed.eq(true));
         }
         q
     }
@@ -301,6 +311,92 @@ pub async fn list_traces(
         .all(db)
         .await?;
     Ok((rows.into_iter().map(TraceView::from).collect(), total))
+}
+
+/// A page of traces newest first, after the trace `before` names (its time and id), without
+/// counting the whole table: `limit + 1` rows are read so the caller knows whether more follow.
+pub async fn trace_page(
+    db: &DatabaseConnection,
+    filter: &TraceFilter,
+    before: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<Vec<TraceView>, DbErr> {
+    use sea_orm::QueryOrder;
+    let mut query = filter.query();
+    if let Some((at, id)) = before {
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(trace::Column::CreatedAt.lt(at))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(trace::Column::CreatedAt.eq(at))
+                        .add(trace::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let rows = query
+        .order_by_desc(trace::Column::CreatedAt)
+        .order_by_desc(trace::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(TraceView::from).collect())
+}
+
+/// Totals of the matching traces, computed by the database: count, errors, cost, and the
+/// median and 95th-percentile latency (nearest rank).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct TraceTotals {
+    pub count: i64,
+    pub errors: i64,
+    pub cost_usd: Money,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+}
+
+pub async fn trace_totals(
+    db: &DatabaseConnection,
+    filter: &TraceFilter,
+) -> Result<TraceTotals, DbErr> {
+    use sea_orm::{FromQueryResult, QueryOrder};
+    #[derive(FromQueryResult)]
+    struct Sums {
+        count: i64,
+        errors: Option<i64>,
+        cost: Option<i64>,
+    }
+    let errors = Expr::cust("CAST(SUM(CASE WHEN status <> 'success' THEN 1 ELSE 0 END) AS BIGINT)");
+    let sums = filter
+        .query()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .column_as(errors, "errors")
+        .column_as(sum_as_bigint(trace::Column::CostNanos), "cost")
+        .into_model::<Sums>()
+        .one(db)
+        .await?;
+    let Some(sums) = sums.filter(|s| s.count > 0) else {
+        return Ok(TraceTotals::default());
+    };
+    let at_rank = |p: i64| {
+        let rank = (p * sums.count + 99) / 100;
+        filter
+            .query()
+            .select_only()
+            .column(trace::Column::LatencyMs)
+            .order_by_asc(trace::Column::LatencyMs)
+            .offset((rank.max(1) - 1) as u64)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(db)
+    };
+    Ok(TraceTotals {
+        count: sums.count,
+        errors: sums.errors.unwrap_or(0),
+        cost_usd: Money::from_nanos(sums.cost.unwrap_or(0)),
+        p50_ms: at_rank(50).await?.unwrap_or(0),
+        p95_ms: at_rank(95).await?.unwrap_or(0),
+    })
 }
 
 pub async fn find_trace(

@@ -577,3 +577,117 @@ async fn spidergo_users_sign_up_make_a_key_once_run_the_playground_and_see_their
             .contains("Create an account")
     );
 }
+
+#[actix_web::test]
+async fn traces_filter_by_agent_page_export_and_show_one_request_within_the_brand() {
+    let app = spawn_app().await;
+    let (credential, token) = app.brand_with_token().await;
+    app.add_key(
+        &credential,
+        "openai",
+        "sk-openai-dashboard-0001",
+        serde_json::json!({}),
+    )
+    .await;
+    let (other_token, _) = app
+        .mint_token(&credential, serde_json::json!({ "name": "other" }))
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.chat(&token, "gpt-4o-mini").await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        app.chat(&other_token, "gpt-4o-mini").await.status,
+        StatusCode::OK
+    );
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&credential).await;
+    crate::helpers::eventually(
+        "the traces are written",
+        std::time::Duration::from_secs(10),
+        async || {
+            browser
+                .get("/dashboard/gate/traces")
+                .await
+                .html
+                .contains("4 requests")
+        },
+    )
+    .await;
+    let listed = app.get("/api/v1/agent-keys", Some(&credential)).await;
+    let agent = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "agent")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let mine = browser
+        .get(&format!("/dashboard/gate/traces?token={agent}"))
+        .await;
+    assert!(
+        mine.html.contains("3 requests") && mine.html.contains("error rate 0.0 %"),
+        "{}",
+        mine.html
+    );
+    assert_eq!(
+        mine.html.matches("href=\"/dashboard/gate/traces/").count(),
+        3
+    );
+    assert!(
+        browser
+            .get("/dashboard/gate/keys")
+            .await
+            .html
+            .contains(&format!("/dashboard/gate/traces?token={agent}")),
+        "View traces on the card"
+    );
+    let bad = browser.get("/dashboard/gate/traces?status=maybe").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("status"));
+
+    let csv = browser
+        .get(&format!("/dashboard/gate/traces.csv?token={agent}"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let lines: Vec<&str> = csv.html.lines().collect();
+    assert_eq!(lines.len(), 1 + 3, "{}", csv.html);
+    assert!(lines[0].starts_with("id,created_at,agent_key_id") && lines[1].contains("gpt-4o-mini"));
+
+    let id = lines[1].split(',').next().unwrap();
+    let trace = browser.get(&format!("/dashboard/gate/traces/{id}")).await;
+    assert_eq!(trace.status, StatusCode::OK);
+    assert!(
+        trace.html.contains("attempt 1: openai") && trace.html.contains("<svg"),
+        "{}",
+        trace.html
+    );
+    assert!(
+        !trace.html.contains("sk-openai-dashboard-0001"),
+        "no vault key in a page"
+    );
+    // Another brand sees nothing of it.
+    let (_, stranger) = app.create_brand("Globex").await;
+    let mut other = Browser::new(&app);
+    other.sign_in(&stranger).await;
+    assert_eq!(
+        other
+            .get(&format!("/dashboard/gate/traces/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        other
+            .get("/dashboard/gate/traces")
+            .await
+            .html
+            .contains("0 requests")
+    );
+}

@@ -313,7 +313,7 @@ async fn crawl(
 
 fn print(site: Site, results: &[Measured]) {
     println!(
-        "\nSpiderGo on a synthetic site: {} pages, fan-out {FAN_OUT}, ~20 KB each, delay {} ms\n",
+        "\nSpiderGo on a synthetic site: {} pages, fan-out {FAN_OUT}, ~27 KB each, delay {} ms\n",
         site.pages,
         site.delay.as_millis()
     );
