@@ -6,7 +6,8 @@
 //!
 //! Built so far: sign-in and sign-out (`session`), the Keys page and its twin under Settings →
 //! Members → Agents, Settings (the brand, credential rotation) (`pages`), hashed assets
-//! (`assets`). The rest of issue #13 (Vault, Traces, Usage, editing the brand, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
+//! (`assets`), Traces (`traces`), the Vault (`vault`). The rest of issue #13 (Usage, editing
+//! the brand, the vault's invites and per-key edits, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
 //! listed in the issue's notes.
 
 pub mod assets;
@@ -15,6 +16,7 @@ pub mod session;
 mod spidergo;
 pub mod store;
 mod traces;
+mod vault;
 
 use actix_web::web;
 
@@ -40,14 +42,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/dashboard/assets/{name}", web::get().to(assets::serve))
         .configure(spidergo::configure)
-        .configure(traces::configure);
+        .configure(traces::configure)
+        .configure(vault::configure);
 }
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test
 /// that walks them signed out.
-pub const SIGNED_IN_PAGES: [&str; 7] = [
+pub const SIGNED_IN_PAGES: [&str; 8] = [
     "/dashboard",
     "/dashboard/gate/keys",
+    "/dashboard/gate/vault",
     "/dashboard/gate/traces",
     "/dashboard/gate/traces.csv",
     "/dashboard/gate/traces/some-id",

@@ -26,6 +26,7 @@ fn templates() -> &'static Environment<'static> {
             ("go_home.html", include_str!("templates/go_home.html")),
             ("traces.html", include_str!("templates/traces.html")),
             ("trace.html", include_str!("templates/trace.html")),
+            ("vault.html", include_str!("templates/vault.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");

@@ -179,7 +179,8 @@ impl FromRequest for Owner {
 }
 
 /// Views with live health from the providers' health actors.
-async fn views(state: &AppState, records: Vec<KeyRecord>) -> Vec<IntegrationView> {
+/// The keys as their owner sees them, with live health (the API and the dashboard).
+pub async fn views(state: &AppState, records: Vec<KeyRecord>) -> Vec<IntegrationView> {
     let mut by_provider: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for r in &records {
         by_provider
@@ -441,16 +442,32 @@ async fn test_credentials(
     state: web::Data<AppState>,
     body: SeedJson<TestCredentials>,
 ) -> Result<HttpResponse, SeedError> {
-    let catalog = state.catalog.load();
-    let (provider, credentials) = manage::parse_credentials(
-        &catalog,
+    let (ok, latency_ms, error) = try_credentials(
+        &state,
         body.0.provider_name.as_deref(),
         body.0.credentials.as_ref(),
-    )?;
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Checked {
+        success: ok,
+        latency_ms,
+        error,
+    }))
+}
+
+/// Tries credentials against the provider without storing them: (worked, latency in ms, the
+/// provider's refusal). The API's test and the dashboard's "Test connection".
+pub async fn try_credentials(
+    state: &AppState,
+    provider: Option<&str>,
+    credentials: Option<&serde_json::Value>,
+) -> Result<(bool, u64, Option<String>), ApiError> {
+    let catalog = state.catalog.load();
+    let (provider, credentials) = manage::parse_credentials(&catalog, provider, credentials)?;
     let provider = catalog
         .provider(&provider)
         .ok_or_else(|| manage::unknown_provider(&catalog))?;
-    Ok(check(&state, Endpoint::new(provider, &credentials)).await)
+    Ok(probe(state, Endpoint::new(provider, &credentials)).await)
 }
 
 /// Tries a stored key against its provider.
@@ -481,6 +498,19 @@ async fn check(
     state: &AppState,
     endpoint: Result<Endpoint, crate::providers::ProviderError>,
 ) -> HttpResponse {
+    let (success, latency_ms, error) = probe(state, endpoint).await;
+    HttpResponse::Ok().json(Checked {
+        success,
+        latency_ms,
+        error,
+    })
+}
+
+/// Lists the provider's models with the key: (worked, latency in ms, the refusal).
+async fn probe(
+    state: &AppState,
+    endpoint: Result<Endpoint, crate::providers::ProviderError>,
+) -> (bool, u64, Option<String>) {
     let started = crate::clock::stopwatch();
     let result = match endpoint {
         Ok(endpoint) => {
@@ -492,9 +522,5 @@ async fn check(
     };
     let latency_ms = started.elapsed().as_millis() as u64;
     let error = result.err().map(|e| e.message);
-    HttpResponse::Ok().json(Checked {
-        success: error.is_none(),
-        latency_ms,
-        error,
-    })
+    (error.is_none(), latency_ms, error)
 }

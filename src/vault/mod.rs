@@ -27,8 +27,8 @@ pub use crypto::VaultCipher;
 pub use handle::Vault;
 pub use key::{KeyRecord, Owner, VaultKey};
 pub use manage::{
-    IntegrationFields, create_key, create_key_with, parse_credentials, replace_credentials,
-    unknown_provider,
+    IntegrationFields, create_key, create_key_with, delete_key, list_keys, parse_credentials,
+    replace_credentials, unknown_provider,
 };
 pub use refresh::OAuthRefresher;
 pub use rotate::reencrypt_all;

@@ -691,3 +691,126 @@ async fn traces_filter_by_agent_page_export_and_show_one_request_within_the_bran
             .contains("0 requests")
     );
 }
+
+#[actix_web::test]
+async fn the_vault_page_tests_a_key_before_saving_it_and_never_shows_it_again() {
+    let app = spawn_app().await;
+    let (credential, _) = app.brand_with_token().await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&credential).await;
+    let vault = browser.get("/dashboard/gate/vault").await;
+    assert_eq!(vault.status, StatusCode::OK);
+    assert!(
+        vault.html.contains("No keys yet")
+            && vault
+                .html
+                .contains("/dashboard/gate/vault?provider=openai#add")
+    );
+    let groq = browser.get("/dashboard/gate/vault?q=groq").await;
+    assert!(
+        groq.html.contains("Groq") && !groq.html.contains("provider=openai#add"),
+        "search narrows the catalog"
+    );
+    let free = browser.get("/dashboard/gate/vault?free=1").await;
+    assert!(
+        free.html.contains("free tier") && !free.html.contains("provider=openai#add"),
+        "OpenAI has no free tier"
+    );
+
+    let form = browser.get("/dashboard/gate/vault?provider=openai").await;
+    assert!(
+        form.html
+            .contains("name=\"credential.api_key\" type=\"password\""),
+        "{}",
+        form.html
+    );
+    let csrf = form.csrf();
+    let key = "sk-dashboard-vault-secret-0001";
+    let fields = [
+        ("_csrf", csrf.as_str()),
+        ("provider_name", "openai"),
+        ("credential.api_key", key),
+        ("key_label", "main"),
+    ];
+    let tested = browser
+        .post(
+            "/dashboard/gate/vault",
+            &[&fields[..], &[("action", "test")]].concat(),
+            &[],
+        )
+        .await;
+    assert_eq!(tested.status, StatusCode::OK, "{}", tested.html);
+    assert!(
+        tested.html.contains("the provider accepted the key"),
+        "{}",
+        tested.html
+    );
+    assert!(
+        !tested.html.contains(key),
+        "a tested key is not echoed back"
+    );
+    let empty = browser
+        .post(
+            "/dashboard/gate/vault",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("provider_name", "openai"),
+                ("action", "save"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        browser
+            .post(
+                "/dashboard/gate/vault",
+                &fields,
+                &[("sec-fetch-site", "cross-site")]
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let saved = browser
+        .post(
+            "/dashboard/gate/vault",
+            &[&fields[..], &[("action", "save")]].concat(),
+            &[],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let listed = browser.get("/dashboard/gate/vault").await;
+    assert!(
+        listed.html.contains("OpenAI")
+            && listed.html.contains("main")
+            && listed.html.contains("healthy")
+    );
+    assert!(!listed.html.contains(key), "only the masked preview");
+    assert_eq!(
+        app.get("/api/v1/integrations", Some(&credential))
+            .await
+            .body["total"],
+        1
+    );
+    let id = app
+        .get("/api/v1/integrations", Some(&credential))
+        .await
+        .body["integrations"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let deleted = browser
+        .post(
+            &format!("/dashboard/gate/vault/{id}/delete"),
+            &[("_csrf", csrf.as_str())],
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/v1/integrations", Some(&credential))
+            .await
+            .body["total"],
+        0
+    );
+}
