@@ -6,7 +6,7 @@
 //!
 //! Built so far: sign-in and sign-out (`session`), the Keys page and its twin under Settings →
 //! Members → Agents, Settings (the brand, credential rotation) (`pages`), hashed assets
-//! (`assets`), Traces (`traces`), the Vault (`vault`). The rest of issue #13 (Usage, editing
+//! (`assets`), Traces (`traces`), the Vault (`vault`), Usage (`usage`). The rest of issue #13 (editing
 //! the brand, the vault's invites and per-key edits, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
 //! listed in the issue's notes.
 
@@ -16,6 +16,7 @@ pub mod session;
 mod spidergo;
 pub mod store;
 mod traces;
+mod usage;
 mod vault;
 
 use actix_web::web;
@@ -43,13 +44,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/dashboard/assets/{name}", web::get().to(assets::serve))
         .configure(spidergo::configure)
         .configure(traces::configure)
-        .configure(vault::configure);
+        .configure(vault::configure)
+        .configure(usage::configure);
 }
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test
 /// that walks them signed out.
-pub const SIGNED_IN_PAGES: [&str; 8] = [
+pub const SIGNED_IN_PAGES: [&str; 10] = [
     "/dashboard",
+    "/dashboard/gate/usage",
+    "/dashboard/gate/usage.csv",
     "/dashboard/gate/keys",
     "/dashboard/gate/vault",
     "/dashboard/gate/traces",

@@ -27,6 +27,7 @@ fn templates() -> &'static Environment<'static> {
             ("traces.html", include_str!("templates/traces.html")),
             ("trace.html", include_str!("templates/trace.html")),
             ("vault.html", include_str!("templates/vault.html")),
+            ("usage.html", include_str!("templates/usage.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");

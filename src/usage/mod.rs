@@ -18,7 +18,7 @@ mod writer;
 pub use record::{Phase, Span, SpanClock, TraceRecord, TraceStatus};
 pub use store::{
     IntegrationSpend, TokenSeed, TraceFilter, TraceTotals, TraceView, brand_month_by_model,
-    find_trace, load_integration_spend, load_token_seeds, token_month_by_model, trace_page,
-    trace_totals,
+    find_trace, hourly_counters, load_integration_spend, load_token_seeds, token_month_by_model,
+    trace_page, trace_totals,
 };
 pub use writer::{LedgerSlot, UsageWriter};

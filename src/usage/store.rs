@@ -126,6 +126,33 @@ pub async fn token_month_by_model(
     Ok(by_token.remove(&token).unwrap_or_default())
 }
 
+/// The hourly counters of `tokens` from `from` (unix seconds, inclusive): (token, hour start,
+/// requests, cost in nanos), oldest first. What the dashboard's usage charts read, never traces.
+pub async fn hourly_counters(
+    db: &DatabaseConnection,
+    tokens: &[i32],
+    from: i64,
+) -> Result<Vec<(i32, i64, i64, i64)>, DbErr> {
+    use sea_orm::QueryOrder;
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    hourly::Entity::find()
+        .filter(hourly::Column::AgentKeyId.is_in(tokens.iter().copied()))
+        .filter(hourly::Column::HourStart.gte(from))
+        .order_by_asc(hourly::Column::HourStart)
+        .select_only()
+        .columns([
+            hourly::Column::AgentKeyId,
+            hourly::Column::HourStart,
+            hourly::Column::Requests,
+            hourly::Column::CostNanos,
+        ])
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Every token's spend and requests per model since `since`, for one brand's tokens in one query.
 pub async fn brand_month_by_model(
     db: &DatabaseConnection,

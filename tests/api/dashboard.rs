@@ -814,3 +814,64 @@ async fn the_vault_page_tests_a_key_before_saving_it_and_never_shows_it_again() 
         0
     );
 }
+
+#[actix_web::test]
+async fn usage_charts_come_from_the_hourly_counters_with_tables_budgets_and_csv() {
+    let app = spawn_app().await;
+    let (credential, token, id) = app
+        .brand_with_capped_token("sk-openai-usage-0001", 5.0)
+        .await;
+    for _ in 0..2 {
+        assert_eq!(app.chat(&token, "gpt-4o-mini").await.status, StatusCode::OK);
+    }
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&credential).await;
+    crate::helpers::eventually(
+        "the counters are written",
+        std::time::Duration::from_secs(10),
+        async || {
+            browser
+                .get("/dashboard/gate/usage?days=7")
+                .await
+                .html
+                .contains("2 requests")
+        },
+    )
+    .await;
+    let usage = browser
+        .get("/dashboard/gate/usage?days=1&interval=hour")
+        .await;
+    assert_eq!(usage.status, StatusCode::OK);
+    assert!(
+        usage.html.contains("<svg class=\"chart\"")
+            && usage.html.contains("<th scope=\"col\">hour</th>")
+    );
+    assert!(
+        usage.html.contains(&format!(
+            "/dashboard/gate/traces?token={id}\">capped</a></td><td>2</td>"
+        )),
+        "{}",
+        usage.html
+    );
+    assert!(
+        usage
+            .html
+            .contains("gpt-4o-mini</td><td>openai</td><td>2</td>"),
+        "{}",
+        usage.html
+    );
+    assert!(
+        usage.html.contains("<meter min=\"0\" max=\"5"),
+        "the capped agent's budget: {}",
+        usage.html
+    );
+    assert!(!usage.html.contains(&token) && !usage.html.contains("sk-openai-usage-0001"));
+    let csv = browser.get("/dashboard/gate/usage.csv?days=1").await;
+    let lines: Vec<&str> = csv.html.lines().collect();
+    assert_eq!(lines[0], "hour_start,agent_key_id,requests,cost_usd");
+    assert!(
+        lines[1..].iter().any(|l| l.contains(&format!(",{id},2,"))),
+        "{}",
+        csv.html
+    );
+}
