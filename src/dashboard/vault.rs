@@ -13,7 +13,20 @@ use std::collections::{BTreeSet, HashMap};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/dashboard/gate/vault", web::get().to(show))
         .route("/dashboard/gate/vault", web::post().to(add))
-        .route("/dashboard/gate/vault/{id}/delete", web::post().to(delete));
+        .route("/dashboard/gate/vault/{id}/delete", web::post().to(delete))
+        .route(
+            "/dashboard/gate/vault/{id}/settings",
+            web::post().to(settings),
+        )
+        .route(
+            "/dashboard/gate/vault/{id}/reset-health",
+            web::post().to(reset_health),
+        )
+        .route("/dashboard/gate/vault/invites", web::post().to(invite))
+        .route(
+            "/dashboard/gate/vault/invites/{id}/revoke",
+            web::post().to(revoke_invite),
+        );
 }
 
 /// A line above the page: what a test or a save came to.
@@ -41,6 +54,10 @@ async fn page(
         Err(err) => return err.error_response(),
     };
     let keys = crate::vault::admin::views(state, records).await;
+    let invites = match crate::invites::admin::invites(state, principal).await {
+        Ok(invites) => invites,
+        Err(err) => return err.error_response(),
+    };
     let query: HashMap<String, String> = web::Query::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
@@ -67,6 +84,11 @@ async fn page(
             signup_url => p.signup_url.clone(), oauth => p.oauth }
         })
         .collect();
+    let all_providers: Vec<Value> = catalog
+        .providers()
+        .iter()
+        .map(|p| context! { id => p.id.clone(), label => p.label.clone() })
+        .collect();
     let chosen = chosen
         .or(query.get("provider").map(String::as_str))
         .and_then(|id| catalog.provider(id))
@@ -82,7 +104,8 @@ async fn page(
             title => "Vault", section => "vault", signed => signed_ctx(&signed),
             keys => Value::from(minijinja::value::Serde(&keys)), providers,
             categories => categories.into_iter().collect::<Vec<_>>(), q, category,
-            free, chosen, notice => notice.map(|n| context! { class => n.class, text => n.text }),
+            free, chosen, all_providers, invites => Value::from(minijinja::value::Serde(&invites)),
+            notice => notice.map(|n| context! { class => n.class, text => n.text }),
         },
     )
 }
@@ -216,4 +239,133 @@ pub async fn delete(
         Ok(()) => see_other("/dashboard/gate/vault"),
         Err(err) => err.error_response(),
     }
+}
+
+/// A form of this page, checked: the brand's principal, or the answer to send instead.
+async fn checked_form(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &HashMap<String, String>,
+) -> Result<crate::auth::Principal, HttpResponse> {
+    let signed = brand_session(state, req).await?;
+    if !signed.form_is_ours(state, req, form.get("_csrf").map(String::as_str)) {
+        return Err(super::pages::message(
+            StatusCode::FORBIDDEN,
+            Some(&signed),
+            "Refused",
+            "This form did not come from this dashboard: reload and try again.",
+        ));
+    }
+    signed
+        .brand()
+        .cloned()
+        .ok_or_else(|| HttpResponse::Forbidden().finish())
+}
+
+/// After a form: back to the page, or the page again with what was wrong.
+async fn done(
+    state: &AppState,
+    req: &HttpRequest,
+    result: Result<(), crate::error::ApiError>,
+) -> HttpResponse {
+    match result {
+        Ok(()) => see_other("/dashboard/gate/vault"),
+        Err(err) if err.code().status().is_client_error() => {
+            let notice = Notice {
+                class: "error",
+                text: err.to_string(),
+            };
+            page(state, req, StatusCode::BAD_REQUEST, Some(notice), None).await
+        }
+        Err(err) => err.error_response(),
+    }
+}
+
+/// A key's switches and limits (an empty limit field clears the limit).
+pub async fn settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i32>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
+        Err(answer) => return answer,
+    };
+    let limit = |name: &str| -> Result<serde_json::Value, crate::error::ApiError> {
+        match form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            None => Ok(serde_json::Value::Null),
+            Some(v) => v
+                .parse::<u32>()
+                .map(serde_json::Value::from)
+                .map_err(|_| crate::error::ApiError::invalid_field(name, "must be a whole number")),
+        }
+    };
+    let result = async {
+        let body = serde_json::json!({
+            "is_active": form.contains_key("is_active"),
+            "is_primary": form.contains_key("is_primary"),
+            "share_with_pool": form.contains_key("share_with_pool"),
+            "minute_limit": limit("minute_limit")?,
+            "daily_limit": limit("daily_limit")?,
+        });
+        let fields = serde_json::from_value::<manage::IntegrationFields>(body).map_err(|err| {
+            crate::error::ApiError::new(crate::error::ErrorCode::InvalidRequest, err.to_string())
+        })?;
+        crate::vault::admin::edit_key(&state, Owner::Brand(principal.brand_id), *id, fields)
+            .await?;
+        Ok(())
+    };
+    done(&state, &req, result.await).await
+}
+
+pub async fn reset_health(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i32>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
+        Err(answer) => return answer,
+    };
+    let result =
+        crate::vault::admin::reset_key_health(&state, Owner::Brand(principal.brand_id), *id).await;
+    done(&state, &req, result.map(|_| ())).await
+}
+
+pub async fn invite(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
+        Err(answer) => return answer,
+    };
+    let text = |name: &str| form.get(name).map(|v| v.trim()).unwrap_or_default();
+    let message = Some(text("message")).filter(|m| !m.is_empty());
+    let result = crate::invites::admin::invite(
+        &state,
+        &principal,
+        text("email"),
+        text("provider_name"),
+        message,
+    )
+    .await;
+    done(&state, &req, result.map(|_| ())).await
+}
+
+pub async fn revoke_invite(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i32>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
+        Err(answer) => return answer,
+    };
+    let result = crate::invites::admin::revoke(&state, &principal, *id).await;
+    done(&state, &req, result.map(|_| ())).await
 }

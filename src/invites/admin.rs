@@ -20,7 +20,7 @@ pub struct Api;
 
 /// An invite as its brand sees it (never the link's secret).
 #[derive(Serialize, ToSchema)]
-struct InviteView {
+pub struct InviteView {
     id: i32,
     email: String,
     provider_name: String,
@@ -76,14 +76,29 @@ async fn create_invite(
     body: Json<CreateInvite>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    if !brands::manage::is_plausible_email(&body.email) {
+    let invite = invite(
+        &state,
+        &principal,
+        &body.email,
+        &body.provider_name,
+        body.message.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(invite))
+}
+
+/// Creates an invite and queues its email (the API and the dashboard).
+pub async fn invite(
+    state: &AppState,
+    principal: &Principal,
+    email: &str,
+    provider_name: &str,
+    message: Option<&str>,
+) -> Result<InviteView, ApiError> {
+    if !brands::manage::is_plausible_email(email) {
         return Err(ApiError::invalid_field("email", "must be an email address"));
     }
-    if body
-        .message
-        .as_ref()
-        .is_some_and(|m| m.chars().count() > 2000)
-    {
+    if message.is_some_and(|m| m.chars().count() > 2000) {
         return Err(ApiError::invalid_field(
             "message",
             "must be at most 2000 characters",
@@ -91,9 +106,7 @@ async fn create_invite(
     }
     let provider = {
         let catalog = state.catalog.load();
-        let found = catalog
-            .provider(&body.provider_name)
-            .map(|p| p.label.clone());
+        let found = catalog.provider(provider_name).map(|p| p.label.clone());
         found.ok_or_else(|| crate::vault::unknown_provider(&catalog))?
     };
     let brand = brands::manage::get_brand(&state.db, &principal.client_id).await?;
@@ -101,17 +114,35 @@ async fn create_invite(
         kind: InviteKind::NewKey,
         brand_id: principal.brand_id,
         brand_name: &brand.name,
-        to: &body.email,
-        provider_id: &body.provider_name,
+        to: email,
+        provider_id: provider_name,
         provider_label: &provider,
-        message: body.message.as_deref(),
+        message,
         integration_id: None,
     };
-    let invite = link::issue(&state, request)
+    let invite = link::issue(state, request)
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(invite_id = invite.id, provider = %invite.provider_name, "invite created");
-    Ok(HttpResponse::Created().json(view(&invite)))
+    Ok(view(&invite))
+}
+
+/// The brand's invites.
+pub async fn invites(state: &AppState, principal: &Principal) -> Result<Vec<InviteView>, ApiError> {
+    let invites = store::list_invites(&state.db, principal.brand_id).await?;
+    Ok(invites.iter().map(view).collect())
+}
+
+/// Revokes an unused invite.
+pub async fn revoke(
+    state: &AppState,
+    principal: &Principal,
+    id: i32,
+) -> Result<InviteView, ApiError> {
+    let invite = store::revoke(&state.db, principal.brand_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("invite"))?;
+    Ok(view(&invite))
 }
 
 #[utoipa::path(get, path = "/api/v1/invites", tag = "invites",
@@ -121,8 +152,7 @@ async fn list_invites(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    let invites = store::list_invites(&state.db, principal.brand_id).await?;
-    let data: Vec<InviteView> = invites.iter().map(view).collect();
+    let data = invites(&state, &principal).await?;
     Ok(HttpResponse::Ok().json(InviteList {
         total: data.len(),
         data,
@@ -138,8 +168,5 @@ async fn revoke_invite(
     principal: Principal,
     id: PathId,
 ) -> Result<HttpResponse, ApiError> {
-    let invite = store::revoke(&state.db, principal.brand_id, *id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("invite"))?;
-    Ok(HttpResponse::Ok().json(view(&invite)))
+    Ok(HttpResponse::Ok().json(revoke(&state, &principal, *id).await?))
 }

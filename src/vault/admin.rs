@@ -308,11 +308,22 @@ async fn update_key(
     id: PathId,
     body: SeedJson<IntegrationFields>,
 ) -> Result<HttpResponse, SeedError> {
-    let (record, reenabled) = manage::update_key(&state.vault, owner, *id, body.0).await?;
+    let record = edit_key(&state, owner, *id, body.0).await?;
+    Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
+}
+
+/// Edits a key's settings; a key turned active again starts healthy (the API and the dashboard).
+pub async fn edit_key(
+    state: &AppState,
+    owner: Owner,
+    id: i32,
+    fields: IntegrationFields,
+) -> Result<KeyRecord, ApiError> {
+    let (record, reenabled) = manage::update_key(&state.vault, owner, id, fields).await?;
     if reenabled {
         state.health.reset(&record.provider, record.id).await;
     }
-    Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
+    Ok(record)
 }
 
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(Id),
@@ -342,9 +353,19 @@ async fn reset_health(
     owner: Owner,
     id: PathId,
 ) -> Result<HttpResponse, SeedError> {
-    let record = manage::find_key(&state.vault, owner, *id).await?;
-    state.health.reset(&record.provider, record.id).await;
+    let record = reset_key_health(&state, owner, *id).await?;
     Ok(HttpResponse::Ok().json(one(view(&state, record).await)))
+}
+
+/// Clears a key's failures and cool-down.
+pub async fn reset_key_health(
+    state: &AppState,
+    owner: Owner,
+    id: i32,
+) -> Result<KeyRecord, ApiError> {
+    let record = manage::find_key(&state.vault, owner, id).await?;
+    state.health.reset(&record.provider, record.id).await;
+    Ok(record)
 }
 
 /// Every key's health, with advice.

@@ -875,3 +875,114 @@ async fn usage_charts_come_from_the_hourly_counters_with_tables_budgets_and_csv(
         csv.html
     );
 }
+
+#[actix_web::test]
+async fn vault_cards_edit_limits_and_switches_reset_health_and_invites_are_sent_and_revoked() {
+    let app = spawn_app().await;
+    let (credential, _) = app.brand_with_token().await;
+    let id = app
+        .add_key(
+            &credential,
+            "openai",
+            "sk-openai-card-0001",
+            serde_json::json!({}),
+        )
+        .await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&credential).await;
+    let csrf = browser.get("/dashboard/gate/vault").await.csrf();
+    let edited = browser
+        .post(
+            &format!("/dashboard/gate/vault/{id}/settings"),
+            &[
+                ("_csrf", csrf.as_str()),
+                ("is_primary", "true"),
+                ("minute_limit", "5"),
+                ("daily_limit", ""),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.html);
+    let key = app
+        .get(&format!("/api/v1/integrations/{id}"), Some(&credential))
+        .await
+        .body["integration"]
+        .clone();
+    assert_eq!(
+        (
+            key["is_active"].as_bool(),
+            key["is_primary"].as_bool(),
+            key["minute_limit"].as_i64()
+        ),
+        (Some(false), Some(true), Some(5)),
+        "{key}"
+    );
+    let bad = browser
+        .post(
+            &format!("/dashboard/gate/vault/{id}/settings"),
+            &[("_csrf", csrf.as_str()), ("minute_limit", "lots")],
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("minute_limit"));
+    let reset = browser
+        .post(
+            &format!("/dashboard/gate/vault/{id}/reset-health"),
+            &[("_csrf", csrf.as_str())],
+            &[],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+
+    let sent = browser
+        .post(
+            "/dashboard/gate/vault/invites",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("email", "friend@example.com"),
+                ("provider_name", "groq"),
+                ("message", "please"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.html);
+    let page = browser.get("/dashboard/gate/vault").await;
+    assert!(page.html.contains("friend@example.com") && page.html.contains("pending"));
+    let invite = app.get("/api/v1/invites", Some(&credential)).await.body["data"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let revoked = browser
+        .post(
+            &format!("/dashboard/gate/vault/invites/{invite}/revoke"),
+            &[("_csrf", csrf.as_str())],
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/v1/invites", Some(&credential)).await.body["data"][0]["status"],
+        "revoked"
+    );
+    let wrong = browser
+        .post(
+            "/dashboard/gate/vault/invites",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("email", "not-an-email"),
+                ("provider_name", "groq"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        !browser
+            .get("/dashboard/gate/vault")
+            .await
+            .html
+            .contains("sk-openai-card-0001")
+    );
+}
