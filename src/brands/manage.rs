@@ -106,10 +106,6 @@ pub async fn create_brand(
     )
     .await?;
     cache.put_brand(entry(&record));
-    // Whoever signed in to the dashboard with the old credential is signed out.
-    crate::dashboard::store::end_brand_sessions(db, record.id)
-        .await
-        .map_err(ApiError::internal)?;
     Ok((record.into(), credential.bearer()))
 }
 

@@ -56,17 +56,27 @@ async fn replace_chain(
     alias_id: web::Path<String>,
     body: Json<ReplaceChain>,
 ) -> Result<HttpResponse, ApiError> {
-    let models = body.into_inner().models;
+    set_chain(&state, &alias_id, body.into_inner().models).await?;
+    get_alias(state, alias_id).await
+}
+
+/// Replaces an alias's ranked chain, applied at once without a restart (the API and the
+/// dashboard's chain editor).
+pub async fn set_chain(
+    state: &AppState,
+    alias_id: &str,
+    models: Vec<String>,
+) -> Result<(), ApiError> {
     // Validated against the catalog as it is now; saved; then applied to the catalog as it is
     // *then* (`rcu`), so a concurrent PUT of another alias is not overwritten with a stale copy.
-    state.catalog.load().with_chain(&alias_id, models.clone())?;
-    store::save_override(&state.db, &alias_id, &models, state.clock.now()).await?;
+    state.catalog.load().with_chain(alias_id, models.clone())?;
+    store::save_override(&state.db, alias_id, &models, state.clock.now()).await?;
     state.catalog.rcu(|current| {
         current
-            .with_chain(&alias_id, models.clone())
+            .with_chain(alias_id, models.clone())
             .map(std::sync::Arc::new)
             .unwrap_or_else(|_| current.clone())
     });
     tracing::info!(alias = %alias_id, "alias chain replaced");
-    get_alias(state, alias_id).await
+    Ok(())
 }

@@ -6,11 +6,12 @@
 //!
 //! Built so far: sign-in and sign-out (`session`), the Keys page and its twin under Settings →
 //! Members → Agents, Settings (the brand, credential rotation) (`pages`), hashed assets
-//! (`assets`), Traces (`traces`), the Vault (`vault`), Usage (`usage`). The rest of issue #13 (editing
-//! the brand, the vault's invites and per-key edits, Operator, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
+//! (`assets`), Traces (`traces`), the Vault (`vault`), Usage (`usage`), the operator's brands and alias chains (`operator`). The rest of issue #13
+//! (editing the brand, pool keys in the browser, SpiderGo pages, htmx and uPlot from npm, the Chromium tests) is
 //! listed in the issue's notes.
 
 pub mod assets;
+mod operator;
 mod pages;
 pub mod session;
 mod spidergo;
@@ -45,13 +46,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(spidergo::configure)
         .configure(traces::configure)
         .configure(vault::configure)
-        .configure(usage::configure);
+        .configure(usage::configure)
+        .configure(operator::configure);
 }
 
 /// Every dashboard page that needs a session (the login page and assets do not), for the test
 /// that walks them signed out.
-pub const SIGNED_IN_PAGES: [&str; 10] = [
+pub const SIGNED_IN_PAGES: [&str; 11] = [
     "/dashboard",
+    "/dashboard/operator",
     "/dashboard/gate/usage",
     "/dashboard/gate/usage.csv",
     "/dashboard/gate/keys",

@@ -28,6 +28,7 @@ fn templates() -> &'static Environment<'static> {
             ("trace.html", include_str!("templates/trace.html")),
             ("vault.html", include_str!("templates/vault.html")),
             ("usage.html", include_str!("templates/usage.html")),
+            ("operator.html", include_str!("templates/operator.html")),
         ] {
             if let Err(err) = env.add_template(name, source) {
                 tracing::error!("dashboard template {name}: {err}");
@@ -100,12 +101,7 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     };
     match signed.brand() {
         Some(_) => see_other("/dashboard/gate/keys"),
-        None => message(
-            StatusCode::OK,
-            Some(&signed),
-            "Operator",
-            "You are signed in as the operator. The operator pages (brands, pool keys, alias chains) are not built yet: use the operator API under /api/v1/admin.",
-        ),
+        None => see_other("/dashboard/operator"),
     }
 }
 

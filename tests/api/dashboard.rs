@@ -331,9 +331,22 @@ async fn rotating_the_credential_ends_the_brands_sessions_and_the_operator_signs
         operator.sign_in(&app.admin_token).await.status,
         StatusCode::SEE_OTHER
     );
-    let home = operator.get("/dashboard").await;
-    assert!(home.status == StatusCode::OK && home.html.contains("Operator"));
-    assert!(!home.html.contains(&app.admin_token));
+    assert_eq!(
+        operator.get("/dashboard").await.location(),
+        "/dashboard/operator"
+    );
+    let home = operator.get("/dashboard/operator").await;
+    assert!(
+        home.status == StatusCode::OK
+            && home.html.contains("Operator")
+            && home.html.contains("Acme")
+    );
+    assert!(!home.html.contains(&app.admin_token) && !home.html.contains(&credential));
+    assert_eq!(
+        brand.get("/dashboard/operator").await.status,
+        StatusCode::FORBIDDEN,
+        "operator only"
+    );
     assert_eq!(
         operator.get("/dashboard/gate/keys").await.status,
         StatusCode::FORBIDDEN
@@ -353,7 +366,7 @@ async fn rotating_the_credential_ends_the_brands_sessions_and_the_operator_signs
         "signed out by the rotation"
     );
     assert_eq!(
-        operator.get("/dashboard").await.status,
+        operator.get("/dashboard/operator").await.status,
         StatusCode::OK,
         "the operator stays"
     );
@@ -984,5 +997,109 @@ async fn vault_cards_edit_limits_and_switches_reset_health_and_invites_are_sent_
             .await
             .html
             .contains("sk-openai-card-0001")
+    );
+}
+
+#[actix_web::test]
+async fn the_operator_creates_and_rotates_brands_and_edits_alias_chains() {
+    let app = spawn_app().await;
+    let mut operator = Browser::new(&app);
+    operator.sign_in(&app.admin_token).await;
+    let csrf = operator.get("/dashboard/operator").await.csrf();
+    let made = operator
+        .post(
+            "/dashboard/operator/brands",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("name", "Initech"),
+                ("contact_email", "ops@initech.example"),
+                ("billing_anchor_day", "15"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.html);
+    let at = made
+        .html
+        .find("value=\"cli_")
+        .expect("the credential, this once")
+        + 7;
+    let credential: String = made.html[at..].chars().take_while(|c| *c != '"').collect();
+    assert_eq!(
+        app.get("/api/v1/agent-keys", Some(&credential))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert!(
+        !operator
+            .get("/dashboard/operator")
+            .await
+            .html
+            .contains(&credential),
+        "shown once"
+    );
+    let bad = operator
+        .post(
+            "/dashboard/operator/brands",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("name", "X"),
+                ("billing_anchor_day", "31"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let client_id = credential.split(':').next().unwrap();
+    let rotated = operator
+        .post(
+            &format!("/dashboard/operator/brands/{client_id}/rotate"),
+            &[("_csrf", csrf.as_str())],
+            &[],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/agent-keys", Some(&credential))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let alias = app.alias_chain("spideriq/fast").await;
+    let reversed: Vec<String> = alias.iter().rev().cloned().collect();
+    let saved = operator
+        .post(
+            "/dashboard/operator/aliases/spideriq/fast",
+            &[("_csrf", csrf.as_str()), ("models", &reversed.join("\n"))],
+            &[],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(
+        app.alias_chain("spideriq/fast").await,
+        reversed,
+        "applied without a restart"
+    );
+    let unknown = operator
+        .post(
+            "/dashboard/operator/aliases/spideriq/fast",
+            &[("_csrf", csrf.as_str()), ("models", "no-such-model")],
+            &[],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        operator
+            .post(
+                "/dashboard/operator/aliases/spideriq/fast",
+                &[("models", "x")],
+                &[]
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
     );
 }
