@@ -11,6 +11,7 @@ mod alerts;
 mod auth;
 mod bodies;
 mod brands;
+mod browser;
 mod catalog;
 mod chat;
 mod cli;

@@ -66,7 +66,7 @@ async fn serve(req: HttpRequest, hits: web::Data<Mutex<HashMap<String, u32>>>) -
             HttpResponse::Ok().finish()
         }
         "/big" => {
-            let filler = "<p>".to_owned() + &"x".repeat(1024) + "</p>";
+            let filler = format!("<p>{}</p>", "x".repeat(1024));
             html(page("Big", &filler.repeat(6 * 1024)))
         }
         _ => HttpResponse::NotFound()
