@@ -1103,3 +1103,124 @@ async fn the_operator_creates_and_rotates_brands_and_edits_alias_chains() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Every page, rendered with secrets planted everywhere they live (a vault key, agent tokens,
+/// the brand credential, the admin token, dashboard and SpiderGo sessions, a SpiderGo password
+/// and key): none of them is in any page.
+#[actix_web::test]
+async fn no_page_contains_a_stored_secret() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.spidergo.secure_cookies = false;
+        c.spidergo.argon2_memory_kib = 64;
+        c.spidergo.argon2_iterations = 1;
+    })
+    .await;
+    let (credential, token) = app.brand_with_token().await;
+    let vault_key = "sk-openai-planted-secret-0001";
+    app.add_key(&credential, "openai", vault_key, serde_json::json!({}))
+        .await;
+    assert_eq!(app.chat(&token, "gpt-4o-mini").await.status, StatusCode::OK);
+    let invite = app
+        .post(
+            "/api/v1/invites",
+            Some(&credential),
+            serde_json::json!({"email": "a@example.com", "provider_name": "groq"}),
+        )
+        .await;
+    assert_eq!(invite.status, StatusCode::CREATED);
+
+    let mut brand = Browser::new(&app);
+    brand.sign_in(&credential).await;
+    let mut operator = Browser::new(&app);
+    operator.sign_in(&app.admin_token).await;
+    let mut go = Browser::new(&app);
+    let password = "planted password 0001";
+    go.post(
+        "/dashboard/spidergo/register",
+        &[
+            ("name", "Go"),
+            ("email", "go@example.com"),
+            ("password", password),
+        ],
+        &[],
+    )
+    .await;
+    let csrf = go.get("/dashboard/spidergo").await.csrf();
+    let made = go
+        .post(
+            "/dashboard/spidergo/keys",
+            &[("name", "k"), ("_csrf", &csrf)],
+            &[],
+        )
+        .await;
+    let at = made.html.find("sk_live_").unwrap();
+    let go_key: String = made.html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+
+    let mut secrets = vec![
+        credential.clone(),
+        token.clone(),
+        vault_key.to_owned(),
+        app.admin_token.clone(),
+        password.to_owned(),
+        go_key,
+    ];
+    secrets.extend(brand.cookie.clone());
+    secrets.extend(operator.cookie.clone());
+    secrets.extend(go.others.values().cloned());
+    let mut pages = Vec::new();
+    for path in [
+        "/dashboard/gate/keys",
+        "/dashboard/gate/vault",
+        "/dashboard/gate/vault?provider=openai",
+        "/dashboard/gate/traces?range=all",
+        "/dashboard/gate/traces.csv?range=all",
+        "/dashboard/gate/usage",
+        "/dashboard/gate/usage.csv",
+        "/dashboard/settings",
+        "/dashboard/settings/members/agents",
+    ] {
+        let page = brand.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        pages.push((path, page.html));
+    }
+    let trace_id = pages[4]
+        .1
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    pages.push((
+        "trace",
+        brand
+            .get(&format!("/dashboard/gate/traces/{trace_id}"))
+            .await
+            .html,
+    ));
+    pages.push((
+        "/dashboard/operator",
+        operator.get("/dashboard/operator").await.html,
+    ));
+    pages.push((
+        "/dashboard/spidergo",
+        go.get("/dashboard/spidergo").await.html,
+    ));
+    pages.push((
+        "/dashboard/login",
+        Browser::new(&app).get("/dashboard/login").await.html,
+    ));
+    for (path, html) in &pages {
+        for secret in &secrets {
+            assert!(
+                !html.contains(secret.as_str()),
+                "{path} contains a stored secret ({}…)",
+                &secret[..6]
+            );
+        }
+    }
+}
