@@ -46,12 +46,7 @@ async fn checked(
 ) -> Result<Signed, HttpResponse> {
     let signed = operator_session(state, req).await?;
     if !signed.form_is_ours(state, req, form.get("_csrf").map(String::as_str)) {
-        return Err(message(
-            StatusCode::FORBIDDEN,
-            Some(&signed),
-            "Refused",
-            "This form did not come from this dashboard: reload and try again.",
-        ));
+        return Err(super::pages::refused(Some(&signed)));
     }
     Ok(signed)
 }

@@ -85,7 +85,7 @@ pub(super) fn see_other(to: &str) -> HttpResponse {
 }
 
 /// A form that is not ours (another site, or without this session's token).
-fn refused(signed: Option<&Signed>) -> HttpResponse {
+pub(super) fn refused(signed: Option<&Signed>) -> HttpResponse {
     message(
         StatusCode::FORBIDDEN,
         signed,

@@ -192,12 +192,7 @@ fn csrf_of(form: &Form) -> Option<&str> {
 
 pub async fn logout(state: web::Data<AppState>, req: HttpRequest, form: Form) -> HttpResponse {
     if !form_is_ours(&state, &req, csrf_of(&form)) {
-        return message(
-            StatusCode::FORBIDDEN,
-            None,
-            "Refused",
-            "This form did not come from this page: reload and try again.",
-        );
+        return super::pages::refused(None);
     }
     if let Ok(who) = session::signed_in(&state, &req).await
         && let Err(err) = users::revoke_family(&state.db, &who.family, state.clock.now()).await
@@ -222,12 +217,7 @@ async fn poster(
         Err(_) => return Err(see_other("/dashboard/spidergo")),
     };
     if !form_is_ours(state, req, csrf_of(form)) {
-        return Err(message(
-            StatusCode::FORBIDDEN,
-            None,
-            "Refused",
-            "This form did not come from this page: reload and try again.",
-        ));
+        return Err(super::pages::refused(None));
     }
     Ok(who)
 }

@@ -121,20 +121,9 @@ pub async fn add(
     req: HttpRequest,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let signed = match brand_session(&state, &req).await {
-        Ok(signed) => signed,
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
         Err(answer) => return answer,
-    };
-    if !signed.form_is_ours(&state, &req, form.get("_csrf").map(String::as_str)) {
-        return super::pages::message(
-            StatusCode::FORBIDDEN,
-            Some(&signed),
-            "Refused",
-            "This form did not come from this dashboard: reload and try again.",
-        );
-    }
-    let Some(principal) = signed.brand() else {
-        return HttpResponse::Forbidden().finish();
     };
     let provider = form.get("provider_name").cloned().unwrap_or_default();
     let credentials: serde_json::Map<String, serde_json::Value> = form
@@ -220,20 +209,9 @@ pub async fn delete(
     id: web::Path<i32>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let signed = match brand_session(&state, &req).await {
-        Ok(signed) => signed,
+    let principal = match checked_form(&state, &req, &form).await {
+        Ok(principal) => principal,
         Err(answer) => return answer,
-    };
-    if !signed.form_is_ours(&state, &req, form.get("_csrf").map(String::as_str)) {
-        return super::pages::message(
-            StatusCode::FORBIDDEN,
-            Some(&signed),
-            "Refused",
-            "This form did not come from this dashboard: reload and try again.",
-        );
-    }
-    let Some(principal) = signed.brand() else {
-        return HttpResponse::Forbidden().finish();
     };
     match manage::delete_key(&state.vault, Owner::Brand(principal.brand_id), *id).await {
         Ok(()) => see_other("/dashboard/gate/vault"),
@@ -249,12 +227,7 @@ async fn checked_form(
 ) -> Result<crate::auth::Principal, HttpResponse> {
     let signed = brand_session(state, req).await?;
     if !signed.form_is_ours(state, req, form.get("_csrf").map(String::as_str)) {
-        return Err(super::pages::message(
-            StatusCode::FORBIDDEN,
-            Some(&signed),
-            "Refused",
-            "This form did not come from this dashboard: reload and try again.",
-        ));
+        return Err(super::pages::refused(Some(&signed)));
     }
     signed
         .brand()
