@@ -213,10 +213,8 @@ pub async fn delete(
         Ok(principal) => principal,
         Err(answer) => return answer,
     };
-    match manage::delete_key(&state.vault, Owner::Brand(principal.brand_id), *id).await {
-        Ok(()) => see_other("/dashboard/gate/vault"),
-        Err(err) => err.error_response(),
-    }
+    let result = manage::delete_key(&state.vault, Owner::Brand(principal.brand_id), *id).await;
+    done(&state, &req, result).await
 }
 
 /// A form of this page, checked: the brand's principal, or the answer to send instead.
